@@ -1,0 +1,61 @@
+"""Build the ASGI application: mount routers and middleware, nothing else."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session, sessionmaker
+
+from crossborder import __version__
+from crossborder.core import problems
+from crossborder.db.session import make_engine, make_session_factory
+from crossborder.settings import Settings
+from crossborder.web.security import SecurityMiddleware
+from crossborder.web.templating import TEMPLATES_DIR
+
+STATIC_DIR = TEMPLATES_DIR.parent / "static"
+
+
+def create_app(
+    settings: Settings, *, session_factory: sessionmaker[Session] | None = None
+) -> FastAPI:
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    app = FastAPI(
+        title="crossborder",
+        version=__version__,
+        description="Node API for cross-border cooperation against cybercrime.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    if session_factory is None:
+        engine = make_engine(settings.resolved_database_url)
+        app.state.engine = engine
+        session_factory = make_session_factory(engine)
+    app.state.session_factory = session_factory
+
+    from crossborder.audit import api as audit_api
+    from crossborder.auth import api as auth_api
+    from crossborder.auth import views as auth_views
+    from crossborder.auth.deps import install as install_auth
+    from crossborder.directory import api as directory_api
+    from crossborder.directory import views as directory_views
+    from crossborder.web import views as web_views
+
+    problems.install(app)
+    install_auth(app)
+    app.add_middleware(SecurityMiddleware)
+
+    app.include_router(web_views.router)
+    app.include_router(auth_views.router)
+    app.include_router(directory_views.router)
+    app.include_router(auth_api.router, prefix="/api/v1")
+    app.include_router(directory_api.router, prefix="/api/v1")
+    app.include_router(audit_api.router, prefix="/api/v1")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,7 @@
+"""Import every capability's models so that ``Base.metadata`` knows all tables."""
+
+from crossborder.audit import models as audit_models
+from crossborder.auth import models as auth_models
+from crossborder.directory import models as directory_models
+
+__all__ = ["audit_models", "auth_models", "directory_models"]

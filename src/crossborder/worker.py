@@ -1,0 +1,48 @@
+"""`crossborder worker`: periodic sweeps. Later issues add outbox delivery, deadline sweeps
+and feed pulls; each sweep calls services only and runs in its own transaction."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from crossborder.auth import service as auth_service
+from crossborder.db.session import make_engine, make_session_factory
+from crossborder.settings import Settings
+
+log = logging.getLogger("crossborder.worker")
+
+
+def sweep_once(settings: Settings, session_factory: Callable[[], object]) -> dict[str, int]:
+    from sqlalchemy.orm import Session
+
+    session = session_factory()
+    assert isinstance(session, Session)
+    try:
+        purged = auth_service.purge_expired(session, settings=settings)
+    finally:
+        session.close()
+    return {"expired_sessions": purged.sessions, "old_login_attempts": purged.login_attempts}
+
+
+def run(settings: Settings, *, once: bool, interval: float, echo: Callable[[str], None]) -> None:
+    engine = make_engine(settings.resolved_database_url)
+    factory = make_session_factory(engine)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while True:
+            counts = sweep_once(settings, factory)
+            echo("sweep: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+            if once or stop.wait(interval):
+                break
+    finally:
+        engine.dispose()
