@@ -62,7 +62,7 @@ POT := src/crossborder/web/translations/messages.pot
 
 ## i18n-extract: collect every translatable string into messages.pot
 i18n-extract: install
-	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output -o $(POT) src
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output -k N_ -k gettext:2 -o $(POT) src
 
 ## i18n-update: merge messages.pot into each language's catalog
 i18n-update: i18n-extract

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from crossborder.db.session import make_engine
 from crossborder.settings import Settings
 
-pytest_plugins = ["tests.fixtures.factories"]
+pytest_plugins = ["tests.fixtures.factories", "tests.fixtures.web"]
 
 
 def _backend_url(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str | None]:
@@ -54,11 +54,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         upgrade(url)
     yield url
     if temp_db:
-        base = make_url(os.environ["CROSSBORDER_TEST_DATABASE_URL"])
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{temp_db}" WITH (FORCE)'))
-        admin.dispose()
+        _drop_database(temp_db)
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +79,23 @@ def db(engine: Engine) -> Iterator[Session]:
         if outer.is_active:
             outer.rollback()
         connection.close()
+
+
+@pytest.fixture
+def fresh_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database of the run's backend (for CLI and server tests that migrate it)."""
+    url, temp_db = _backend_url(tmp_path_factory)
+    yield url
+    if temp_db:
+        _drop_database(temp_db)
+
+
+def _drop_database(name: str) -> None:
+    base = make_url(os.environ["CROSSBORDER_TEST_DATABASE_URL"])
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from crossborder.auth.models import ApiToken, User
 from crossborder.auth.permissions import Role
 from crossborder.core.clock import utc_now
 from crossborder.settings import Settings
-from tests.auth.conftest import TestClient, csrf_for
+from tests.fixtures.web import TestClient, csrf_for
 
 MakeUser = Callable[..., User]
 MakeToken = Callable[..., tuple[ApiToken, str]]

@@ -15,14 +15,14 @@ from crossborder.auth.models import User
 from crossborder.core.clock import utc_now
 from crossborder.settings import Settings
 from crossborder.web import csrf
-from tests.auth.conftest import (
+from tests.fixtures.auth import DEFAULT_PASSWORD, user_totp_secret
+from tests.fixtures.web import (
     TestClient,
     csrf_for,
     current_code,
     make_client,
     post_login,
 )
-from tests.fixtures.auth import DEFAULT_PASSWORD, user_totp_secret
 
 MakeUser = Callable[..., User]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -84,19 +83,23 @@ def record(
     return event
 
 
-def _rows(session: Session, batch: int = 1000) -> Iterator[dict[str, Any]]:
-    stmt = select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=batch)
-    for event in session.scalars(stmt):
-        yield {name: getattr(event, name) for name in (*HASHED_FIELDS, "hash")}
+def _as_record(event: AuditEvent) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in (*HASHED_FIELDS, "hash")}
 
 
-def verify_chain(session: Session) -> chain.VerifyResult:
+def verify_chain(session: Session, *, batch: int = 1000) -> chain.VerifyResult:
+    """Walk the whole chain in order, streaming (a server-side cursor on PostgreSQL)."""
     head = session.get(AuditHead, 1)
-    return chain.verify(
-        _rows(session),
-        head_seq=head.seq if head else None,
-        head_hash=head.hash if head else None,
-    )
+    stmt = select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=batch)
+    result = session.scalars(stmt)
+    try:
+        return chain.verify(
+            (_as_record(event) for event in result),
+            head_seq=head.seq if head else None,
+            head_hash=head.hash if head else None,
+        )
+    finally:
+        result.close()  # verify may stop at the first break: release the cursor
 
 
 def list_events(

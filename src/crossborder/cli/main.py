@@ -197,7 +197,7 @@ def _fail(message: str, code: int) -> NoReturn:
 def main() -> None:
     command = typer.main.get_command(app)
     try:
-        command.main(args=sys.argv[1:], prog_name="crossborder", standalone_mode=False)
+        code = command.main(args=sys.argv[1:], prog_name="crossborder", standalone_mode=False)
     except Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except Abort:
@@ -214,6 +214,9 @@ def main() -> None:
         _fail(str(exc), 78)
     except DomainError as exc:
         _fail(exc.detail, 1)
+    # Without standalone mode, `typer.Exit(n)` comes back as the return value.
+    if isinstance(code, int) and code != 0:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -28,13 +28,6 @@ router = APIRouter()
 PAGE_SIZE = 25
 
 
-def flag(alpha2: str | None) -> str:
-    """The flag emoji of a state (two regional-indicator symbols); empty for none."""
-    if not alpha2 or len(alpha2) != 2 or not alpha2.isalpha():
-        return ""
-    return "".join(chr(0x1F1E6 + ord(ch) - ord("A")) for ch in alpha2.upper())
-
-
 def _labels() -> dict[str, Any]:
     return {
         "role_labels": taxonomy.AUTHORITY_ROLE_LABELS,
@@ -43,7 +36,6 @@ def _labels() -> dict[str, Any]:
         "offences": taxonomy.OFFENCES,
         "kind_labels": taxonomy.INSTRUMENT_KIND_LABELS,
         "condition_labels": taxonomy.CONDITION_LABELS,
-        "flag": flag,
     }
 
 

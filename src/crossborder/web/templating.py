@@ -63,6 +63,12 @@ def format_local(value: datetime, tz: str, lang: str) -> str:
     return format_datetime(value, "EEE d MMM y HH:mm zzz", tzinfo=ZoneInfo(tz), locale=lang)
 
 
+def country_name(alpha2: str, fallback: str, lang: str) -> str:
+    """A state's name in the interface language, from CLDR through Babel."""
+    name = i18n.babel_locale(lang).territories.get(alpha2.upper())
+    return str(name) if name else fallback
+
+
 def render(
     request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> HTMLResponse:
@@ -79,6 +85,7 @@ def render(
         "demo_mode": settings.demo_mode,
         "node_name": settings.node_name,
         "format_local": lambda value, tz: format_local(value, tz, lang),
+        "country": lambda alpha2, fallback="": country_name(alpha2, fallback, lang),
     }
     ctx.update(context or {})
     html = ENV.get_template(name).render(ctx)
