@@ -463,3 +463,12 @@ def test_a_basis_never_contradicts_standing_or_reservations(
         assert channel.value not in excluded_channels
         assert offence.value not in excluded_offences
         assert offence in CYBER_OFFENCES or (penalty is not None and penalty >= 4)
+
+
+def test_a_treaty_between_other_states_is_not_listed_as_a_refusal() -> None:
+    result = evaluate(
+        [vn_au_mla(), uncc(party("VN"), party("MA"))],
+        query("VN", "MA", Channel.CENTRAL_AUTHORITY, (Offence.ILLEGAL_ACCESS,), ()),
+    )
+    assert codes(result) == ["UNCC"]
+    assert all(r.instrument_code != "VN-AU-MLA" for r in result.refusals)

@@ -147,8 +147,9 @@ class LegalBasis:
 class Reason:
     instrument_code: str | None
     code: ReasonCode
-    message: str
+    message: str  # English, for the API and logs; the web interface translates from code+params
     subject: str | None = None  # the offence, channel, category or state the reason is about
+    params: Mapping[str, str] = field(default_factory=dict)  # dates, thresholds, variants
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ def evaluate(instruments: Iterable[InstrumentFact], query: Query) -> PolicyResul
                 ReasonCode.NO_INSTRUMENT,
                 f"No instrument binding {query.sender.state} and {query.receiver.state} "
                 "is recorded in the directory.",
+                params={"sender": query.sender.state, "receiver": query.receiver.state},
             )
         )
     return PolicyResult(bases=bases, refusals=refusals, on=query.on)
@@ -235,10 +237,19 @@ def _find_party(instrument: InstrumentFact, side: Side) -> PartyFact | None:
     return None
 
 
+def _state_takes_part(instrument: InstrumentFact, state: str) -> bool:
+    return any(state in (party.state, party.authority_state) for party in instrument.parties)
+
+
 def _match_parties(instrument: InstrumentFact, query: Query) -> _PartyMatch | None:
     sides = {"sender": query.sender, "receiver": query.receiver}
     found = {name: _find_party(instrument, side) for name, side in sides.items()}
-    if all(party is None for party in found.values()) and instrument.kind in BILATERAL_KINDS:
+    if instrument.kind in BILATERAL_KINDS and not all(
+        _state_takes_part(instrument, side.state) for side in sides.values()
+    ):
+        # A treaty or MoU between other states says nothing about this pair: not a refusal
+        # worth showing, just not relevant. (An agency MoU of another agency of the same
+        # state is still shown: that agency may be the better channel.)
         return None
     reasons: list[Reason] = []
     for name, party in found.items():
@@ -272,10 +283,26 @@ def _party_status_reasons(instrument: InstrumentFact, party: PartyFact, on: date
         ]
     if party.status is PartyStatus.SIGNED:
         message = f"{party.label} has only signed {code}."
-        return [Reason(code, ReasonCode.PARTY_NOT_IN_FORCE, message, subject=party.label)]
+        return [
+            Reason(
+                code,
+                ReasonCode.PARTY_NOT_IN_FORCE,
+                message,
+                subject=party.label,
+                params={"status": "signed"},
+            )
+        ]
     if party.status is not PartyStatus.IN_FORCE:
         message = f"{party.label} has ratified {code}, but it is not yet in force for it."
-        return [Reason(code, ReasonCode.PARTY_NOT_IN_FORCE, message, subject=party.label)]
+        return [
+            Reason(
+                code,
+                ReasonCode.PARTY_NOT_IN_FORCE,
+                message,
+                subject=party.label,
+                params={"status": "ratified"},
+            )
+        ]
     if party.in_force_on is not None and party.in_force_on > on:
         return [
             Reason(
@@ -283,6 +310,7 @@ def _party_status_reasons(instrument: InstrumentFact, party: PartyFact, on: date
                 ReasonCode.PARTY_NOT_IN_FORCE,
                 f"{code} enters into force for {party.label} on {party.in_force_on.isoformat()}.",
                 subject=party.label,
+                params={"status": "pending", "date": party.in_force_on.isoformat()},
             )
         ]
     return []
@@ -296,6 +324,7 @@ def _check_validity(instrument: InstrumentFact, on: date) -> list[Reason]:
                 code,
                 ReasonCode.NOT_YET_VALID,
                 f"{code} applies only from {instrument.valid_from.isoformat()}.",
+                params={"date": instrument.valid_from.isoformat()},
             )
         ]
     if instrument.valid_until is not None and on > instrument.valid_until:
@@ -305,6 +334,7 @@ def _check_validity(instrument: InstrumentFact, on: date) -> list[Reason]:
                 ReasonCode.EXPIRED,
                 f"{code} expired on {instrument.valid_until.isoformat()}; "
                 "it covers nothing after that date.",
+                params={"date": instrument.valid_until.isoformat()},
             )
         ]
     return []
@@ -337,6 +367,7 @@ def _check_scope(
                     f"{party.label} excluded the channel {query.channel} "
                     f"from {code} by reservation.",
                     subject=query.channel,
+                    params={"party": party.label},
                 )
             )
     for claim in query.offences:
@@ -364,6 +395,7 @@ def _offence_reasons(
             ReasonCode.RESERVATION_OFFENCE,
             f"{party.label} excluded {offence} from {code} by reservation.",
             subject=offence,
+            params={"party": party.label},
         )
         for party in parties
         if offence in party.excluded_offences
@@ -389,7 +421,11 @@ def _penalty_reason(
     rule = f"{code} covers {offence} only with a maximum penalty of at least {threshold:g} years"
     if penalty is None:
         return Reason(
-            code, ReasonCode.PENALTY_UNKNOWN, f"{rule}; state the penalty.", subject=offence
+            code,
+            ReasonCode.PENALTY_UNKNOWN,
+            f"{rule}; state the penalty.",
+            subject=offence,
+            params={"threshold": f"{threshold:g}"},
         )
     if penalty < threshold:
         return Reason(
@@ -397,5 +433,6 @@ def _penalty_reason(
             ReasonCode.PENALTY_BELOW_THRESHOLD,
             f"{rule} (stated: {penalty:g}).",
             subject=offence,
+            params={"threshold": f"{threshold:g}", "stated": f"{penalty:g}"},
         )
     return None

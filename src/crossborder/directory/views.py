@@ -7,6 +7,7 @@ which is an audited read of personal data (the service records it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -19,9 +20,10 @@ from crossborder.auth.permissions import Permission, Principal
 from crossborder.core.clock import utc_now
 from crossborder.core.errors import InvalidInput
 from crossborder.deps import get_session
-from crossborder.directory import schemas, service, taxonomy
+from crossborder.directory import messages, policy, schemas, service, taxonomy
 from crossborder.directory.hours import contact_point_status
-from crossborder.web.templating import render
+from crossborder.web import i18n
+from crossborder.web.templating import country_name, language, render
 
 router = APIRouter()
 
@@ -127,6 +129,21 @@ def _policy_input(request: Request) -> dict[str, Any]:
     }
 
 
+def _reason_presenter(request: Request) -> Callable[[policy.Reason], str]:
+    lang = language(request)
+    translations = i18n.translations(lang)
+
+    def present(reason: policy.Reason) -> str:
+        return messages.reason_text(
+            reason,
+            gettext=translations.gettext,
+            country=lambda alpha2: country_name(alpha2, alpha2, lang),
+            lang=lang,
+        )
+
+    return present
+
+
 def _field_errors(exc: ValidationError) -> list[str]:
     """One line per invalid field, named as in the form (``offences.0.code`` and so on)."""
     return [
@@ -160,6 +177,7 @@ def legal_basis(
             "penalty": request.query_params.get("max_penalty_years", ""),
             "states": service.list_states(session, actor=actor),
             "result": result,
+            "reason_text": _reason_presenter(request),
             "errors": errors,
         },
         status=422 if errors else 200,
