@@ -12,10 +12,18 @@ from crossborder import __version__
 from crossborder.core import problems
 from crossborder.db.session import make_engine, make_session_factory
 from crossborder.settings import Settings
+from crossborder.web.limits import BodyLimitMiddleware
 from crossborder.web.security import SecurityMiddleware
 from crossborder.web.templating import TEMPLATES_DIR
 
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
+
+
+def body_limit(settings: Settings, path: str) -> int | None:
+    """The generic body limit, except on upload routes, whose service streams and limits."""
+    if path.endswith("/attachments"):
+        return None
+    return settings.max_body_bytes
 
 
 def create_app(
@@ -45,11 +53,14 @@ def create_app(
     from crossborder.auth.deps import install as install_auth
     from crossborder.directory import api as directory_api
     from crossborder.directory import views as directory_views
+    from crossborder.requests import api as requests_api
     from crossborder.web import views as web_views
 
     problems.install(app)
     install_auth(app)
     app.add_middleware(SecurityMiddleware)
+    # Outermost: refuse oversized bodies before anything reads them.
+    app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: body_limit(settings, path))
 
     app.include_router(web_views.router)
     app.include_router(auth_views.router)
@@ -57,5 +68,6 @@ def create_app(
     app.include_router(auth_api.router, prefix="/api/v1")
     app.include_router(directory_api.router, prefix="/api/v1")
     app.include_router(audit_api.router, prefix="/api/v1")
+    app.include_router(requests_api.router, prefix="/api/v1")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

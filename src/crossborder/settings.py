@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     default_language: str = "en"
     log_level: str = "INFO"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
+    max_attachment_bytes: Annotated[int, Field(ge=1024)] = 200 * 1024 * 1024
 
     @field_validator("log_level")
     @classmethod

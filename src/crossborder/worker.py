@@ -1,4 +1,5 @@
-"""`crossborder worker`: periodic sweeps. Later issues add outbox delivery, deadline sweeps
+"""`crossborder worker`: periodic sweeps — expired sessions and login attempts, request
+deadline clocks (overdue / due soon), stale partial uploads. Later issues add outbox delivery
 and feed pulls; each sweep calls services only and runs in its own transaction."""
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Callable
 from types import FrameType
 
 from crossborder.auth import service as auth_service
+from crossborder.evidence import storage
+from crossborder.requests import service as requests_service
 from crossborder.db.session import make_engine, make_session_factory
 from crossborder.settings import Settings
 
@@ -23,9 +26,19 @@ def sweep_once(settings: Settings, session_factory: Callable[[], object]) -> dic
     assert isinstance(session, Session)
     try:
         purged = auth_service.purge_expired(session, settings=settings)
+        clocks = requests_service.sweep_clocks(session)
     finally:
         session.close()
-    return {"expired_sessions": purged.sessions, "old_login_attempts": purged.login_attempts}
+    stale = storage.remove_stale_temp_files(storage.evidence_root(settings.data_dir))
+    return {
+        "expired_sessions": purged.sessions,
+        "old_login_attempts": purged.login_attempts,
+        "clocks_checked": clocks.checked,
+        "clocks_changed": clocks.changed,
+        "clocks_overdue": clocks.overdue,
+        "clocks_due_soon": clocks.due_soon,
+        "stale_upload_files": stale,
+    }
 
 
 def run(settings: Settings, *, once: bool, interval: float, echo: Callable[[str], None]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy.orm import Session
@@ -211,3 +211,17 @@ def test_home_needs_login_then_shows_the_start_page(
     page = client.get("/")
     assert page.status_code == 200
     assert user.username in page.text
+
+
+def test_oversized_chunked_body_is_413_without_content_length(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 32_768  # 1.3 MB in all, more than the 1 MB limit
+
+    response = client.post(
+        "/api/v1/directory/policy/evaluate",
+        content=chunks(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"

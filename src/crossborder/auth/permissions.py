@@ -28,6 +28,10 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     USERS_MANAGE = "users:manage"
     TOKENS_MANAGE_OWN = "tokens:manage-own"
+    # Cooperation requests: need-to-know still limits them to the two authorities on a request.
+    REQUESTS_READ = "requests:read"
+    REQUESTS_WRITE = "requests:write"  # draft, act on, message, attach
+    REQUESTS_AUDIT_ALL = "requests:audit-all"  # auditors see every request on the node
 
 
 _EVERYONE = {
@@ -37,11 +41,21 @@ _EVERYONE = {
     Permission.TOKENS_MANAGE_OWN,
 }
 
+_CASEWORK = {Permission.REQUESTS_READ, Permission.REQUESTS_WRITE}
+
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.OFFICER: frozenset(_EVERYONE),
-    Role.SUPERVISOR: frozenset(_EVERYONE),
-    Role.ANALYST: frozenset(_EVERYONE),
-    Role.AUDITOR: frozenset({Permission.DIRECTORY_READ, Permission.AUDIT_READ}),
+    Role.OFFICER: frozenset(_EVERYONE | _CASEWORK),
+    Role.SUPERVISOR: frozenset(_EVERYONE | _CASEWORK),
+    Role.ANALYST: frozenset(_EVERYONE | {Permission.REQUESTS_READ}),
+    Role.AUDITOR: frozenset(
+        {
+            Permission.DIRECTORY_READ,
+            Permission.AUDIT_READ,
+            Permission.REQUESTS_READ,
+            Permission.REQUESTS_AUDIT_ALL,
+        }
+    ),
+    # Administrators run the node; they do not work cases (least privilege).
     Role.ADMINISTRATOR: frozenset(
         _EVERYONE | {Permission.DIRECTORY_WRITE, Permission.USERS_MANAGE, Permission.AUDIT_READ}
     ),

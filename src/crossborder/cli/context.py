@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from crossborder.core.errors import DomainError
 from crossborder.db.migrate import is_up_to_date, upgrade
 from crossborder.db.session import make_engine, make_session_factory
+from crossborder.federation import identity
 from crossborder.settings import Settings, ensure_data_dir, load_settings
 
 
@@ -28,6 +29,7 @@ def safe_url(settings: Settings) -> str:
 
 def init_node(settings: Settings) -> None:
     ensure_data_dir(settings)
+    identity.ensure_identity(settings.data_dir)
     upgrade(settings.resolved_database_url)
 
 

@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     )
 
 from crossborder.cli import context
+from crossborder.cli.evidence import evidence_app, node_app
 from crossborder.core.errors import DomainError
 from crossborder.settings import ConfigError
 
@@ -41,6 +42,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
+app.add_typer(evidence_app, name="evidence")
+app.add_typer(node_app, name="node")
 
 
 @app.command()

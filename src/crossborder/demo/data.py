@@ -491,4 +491,9 @@ USERS: list[tuple[str, str, list[str], str]] = [
     ("an", "VN-A05", ["auditor"], "Phạm Văn An"),
     ("admin", "VN-A05", ["administrator"], "Node administrator"),
     ("thu", "VN-SPP", ["officer", "supervisor"], "Đỗ Minh Thu"),
+    # Until nodes federate, the partner's officers work on this node too, so that both sides of
+    # a request can be shown on one machine.
+    ("jack", "AU-AFP", ["officer"], "Jack Nguyen"),
+    ("olivia", "AU-AFP", ["supervisor"], "Olivia Brown"),
+    ("sam", "AU-AGD", ["officer", "supervisor"], "Sam Taylor"),
 ]

@@ -1,4 +1,4 @@
-"""Security headers, the CSRF cookie, cross-site request refusal and body-size limits."""
+"""Security headers, the CSRF cookie and cross-site request refusal (body limits: limits.py)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,6 @@ class SecurityMiddleware(BaseHTTPMiddleware):
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         settings = request.app.state.settings
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_body_bytes:
-            return problem(413, detail=f"body larger than {settings.max_body_bytes} bytes")
-
         if request.method not in SAFE_METHODS and request.cookies and _cross_site(request):
             return problem(403, code="cross-site", detail="cross-site request refused")
 

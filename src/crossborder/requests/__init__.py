@@ -1,0 +1,1 @@
+"""Requests: asking a partner for preservation, evidence, information, arrest or assets."""
