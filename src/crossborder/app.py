@@ -54,6 +54,7 @@ def create_app(
     from crossborder.directory import api as directory_api
     from crossborder.directory import views as directory_views
     from crossborder.requests import api as requests_api
+    from crossborder.requests import views as requests_views
     from crossborder.web import views as web_views
 
     problems.install(app)
@@ -65,6 +66,7 @@ def create_app(
     app.include_router(web_views.router)
     app.include_router(auth_views.router)
     app.include_router(directory_views.router)
+    app.include_router(requests_views.router)
     app.include_router(auth_api.router, prefix="/api/v1")
     app.include_router(directory_api.router, prefix="/api/v1")
     app.include_router(audit_api.router, prefix="/api/v1")

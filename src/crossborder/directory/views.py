@@ -129,7 +129,7 @@ def _policy_input(request: Request) -> dict[str, Any]:
     }
 
 
-def _reason_presenter(request: Request) -> Callable[[policy.Reason], str]:
+def reason_presenter(request: Request) -> Callable[[policy.Reason], str]:
     lang = language(request)
     translations = i18n.translations(lang)
 
@@ -177,7 +177,7 @@ def legal_basis(
             "penalty": request.query_params.get("max_penalty_years", ""),
             "states": service.list_states(session, actor=actor),
             "result": result,
-            "reason_text": _reason_presenter(request),
+            "reason_text": reason_presenter(request),
             "errors": errors,
         },
         status=422 if errors else 200,

@@ -32,6 +32,7 @@ from crossborder.auth.permissions import Permission, Principal, require
 from crossborder.core.clock import utc_now
 from crossborder.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from crossborder.db.session import atomic, unit_of_work
+from crossborder.directory import policy
 from crossborder.directory import schemas as directory_schemas
 from crossborder.directory import service as directory
 from crossborder.directory.models import Authority, ContactPoint
@@ -80,7 +81,9 @@ def _find(session: Session, ref: str, *, lock: bool = False) -> CooperationReque
         or_(CooperationRequest.public_id == ref, CooperationRequest.reference == ref)
     )
     if lock:
-        stmt = stmt.with_for_update()
+        # Lock the request row only (its eager-loaded authorities come through outer joins,
+        # which PostgreSQL will not lock).
+        stmt = stmt.with_for_update(of=CooperationRequest)
     return session.scalars(stmt).unique().first()
 
 
@@ -505,7 +508,7 @@ def _policy_on_submit(session: Session, req: CooperationRequest, actor: Principa
             }
             for r in result.refusals
         ]
-        raise NoLegalBasis(reasons)
+        raise NoLegalBasis(reasons, refusals=result.refusals)
     basis = result.bases[0]
     req.legal_basis = {
         "instrument_code": basis.instrument_code,
@@ -540,13 +543,16 @@ class NoLegalBasis(InvalidInput):
     code = "no-legal-basis"
     title = "No legal basis"
 
-    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, reasons: list[dict[str, Any]], *, refusals: Sequence[policy.Reason] = ()
+    ) -> None:
         super().__init__(
             "no legal basis covers this request: "
             + "; ".join(str(r["message"]) for r in reasons[:5]),
             field="legal_basis",
         )
         self.reasons = reasons
+        self.refusals = list(refusals)  # the policy's own reasons, for translated display
         self.extra = {"errors": reasons}
 
 

@@ -12,3 +12,10 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// requests print view: a "Print" button without inline script.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const button of document.querySelectorAll("button[data-print]")) {
+    button.addEventListener("click", () => window.print());
+  }
+});
