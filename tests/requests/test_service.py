@@ -366,3 +366,66 @@ def test_list_filters(db: Session, world: World) -> None:
     assert receiver_view.total == 1  # the other one is still a draft
     events = db.scalars(select(RequestEvent)).all()
     assert events
+
+
+def test_extending_a_preservation_pushes_its_expiry(db: Session, world: World) -> None:
+    first = submitted(db, world)
+    for action in ("acknowledge", "start", "execute"):
+        act(db, first.public_id, world.jack, action)
+    original_until = service.get_request(db, first.public_id, actor=world.linh).preserved_until
+    assert original_until is not None
+    details = dict(preservation_draft(world.au).details)
+    details.update({"is_extension": True, "previous_reference": first.reference})
+    ext = service.create_draft(
+        db,
+        preservation_draft(
+            world.au,
+            title="Extension",
+            details=details,
+            links=[{"request": first.reference, "kind": "extends"}],
+        ),
+        actor=world.linh,
+    )
+    act(db, ext.public_id, world.linh, "submit")
+    for action in ("acknowledge", "start"):
+        act(db, ext.public_id, world.jack, action)
+    later = original_until + timedelta(days=90)
+    act(db, ext.public_id, world.jack, "execute", preserved_until=later.isoformat())
+    db.expire_all()
+    extended = service.get_request(db, first.public_id, actor=world.linh)
+    assert extended.preserved_until is not None
+    assert extended.preserved_until >= later - timedelta(seconds=1)
+    expiry = next(c for c in extended.clocks if c.kind == "preservation_expiry")
+    assert expiry.due_at >= later - timedelta(seconds=1)
+
+
+def test_an_extension_must_link_the_preservation_it_extends(db: Session, world: World) -> None:
+    details = dict(preservation_draft(world.au).details)
+    details.update({"is_extension": True, "previous_reference": "VN-A05-2026-000001"})
+    ext = service.create_draft(db, preservation_draft(world.au, details=details), actor=world.linh)
+    with pytest.raises(InvalidInput) as info:
+        act(db, ext.public_id, world.linh, "submit")
+    assert info.value.field == "links"
+
+
+def test_the_follow_up_request_stops_the_mla_follow_up_clock(db: Session, world: World) -> None:
+    pres = submitted(db, world)
+    for action in ("acknowledge", "start", "execute"):
+        act(db, pres.public_id, world.jack, action)
+    clocks = {c.kind: c for c in service.get_request(db, pres.public_id, actor=world.linh).clocks}
+    assert clocks["mla_follow_up"].met_at is None
+    draft = preservation_draft(
+        world.au,
+        request_type="traffic_disclosure",
+        links=[{"request": pres.reference, "kind": "follows_preservation"}],
+        details={
+            "preservation_reference": pres.reference,
+            "data_sought": "Traffic data showing the path",
+        },
+    )
+    follow = service.create_draft(db, draft, actor=world.linh)
+    act(db, follow.public_id, world.linh, "submit")
+    db.expire_all()
+    clocks = {c.kind: c for c in service.get_request(db, pres.public_id, actor=world.linh).clocks}
+    assert clocks["mla_follow_up"].met_at is not None
+    assert clocks["preservation_expiry"].met_at is None

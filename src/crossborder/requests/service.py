@@ -704,6 +704,7 @@ def _apply_effects(
         _policy_on_submit(session, req, actor)
         req.submitted_at = now
         _apply_clocks(session, req, now)
+        _meet_follow_up(session, req, now)
     elif action is act.ACKNOWLEDGE:
         _meet(req, {deadlines.ClockKind.ACKNOWLEDGEMENT.value}, now)
     elif action is act.POSTPONE:
@@ -719,6 +720,20 @@ def _apply_effects(
     if after is Status.CLOSED:
         req.closed_at = now
         _meet(req, {c.kind for c in req.clocks}, now)
+
+
+def _meet_follow_up(session: Session, req: CooperationRequest, now: datetime) -> None:
+    """A request that follows a preservation stops that preservation's MLA follow-up clock."""
+    preserved = session.scalars(
+        select(CooperationRequest)
+        .join(RequestLink, RequestLink.to_request_id == CooperationRequest.id)
+        .where(
+            RequestLink.from_request_id == req.id,
+            RequestLink.kind == catalogue.LinkKind.FOLLOWS_PRESERVATION.value,
+        )
+    ).unique()
+    for target in preserved:
+        _meet(target, {deadlines.ClockKind.MLA_FOLLOW_UP.value}, now)
 
 
 def _preserve(
