@@ -21,9 +21,18 @@ STATIC_DIR = TEMPLATES_DIR.parent / "static"
 
 def body_limit(settings: Settings, path: str) -> int | None:
     """The generic body limit, except on upload routes, whose service streams and limits."""
-    if path.endswith("/attachments"):
-        return None
+    if path.endswith("/attachments") or path == "/federation/v1/inbox":
+        return None  # these routes stream and enforce (and audit) their own limits
     return settings.max_body_bytes
+
+
+def install_message_handlers() -> None:
+    """Route federation message types to their capabilities (idempotent)."""
+    from crossborder.federation import service as federation_service
+    from crossborder.requests import exchange
+
+    federation_service.install_builtin_handlers()
+    exchange.register()
 
 
 def create_app(
@@ -53,10 +62,13 @@ def create_app(
     from crossborder.auth.deps import install as install_auth
     from crossborder.directory import api as directory_api
     from crossborder.directory import views as directory_views
+    from crossborder.federation import api as federation_api
+    from crossborder.federation import views as federation_views
     from crossborder.requests import api as requests_api
     from crossborder.requests import views as requests_views
     from crossborder.web import views as web_views
 
+    install_message_handlers()
     problems.install(app)
     install_auth(app)
     app.add_middleware(SecurityMiddleware)
@@ -67,6 +79,8 @@ def create_app(
     app.include_router(auth_views.router)
     app.include_router(directory_views.router)
     app.include_router(requests_views.router)
+    app.include_router(federation_views.router)
+    app.include_router(federation_api.router)
     app.include_router(auth_api.router, prefix="/api/v1")
     app.include_router(directory_api.router, prefix="/api/v1")
     app.include_router(audit_api.router, prefix="/api/v1")

@@ -4,6 +4,14 @@ from crossborder.audit import models as audit_models
 from crossborder.auth import models as auth_models
 from crossborder.directory import models as directory_models
 from crossborder.evidence import models as evidence_models
+from crossborder.federation import models as federation_models
 from crossborder.requests import models as requests_models
 
-__all__ = ["audit_models", "auth_models", "directory_models", "evidence_models", "requests_models"]
+__all__ = [
+    "audit_models",
+    "auth_models",
+    "directory_models",
+    "evidence_models",
+    "federation_models",
+    "requests_models",
+]

@@ -1,6 +1,6 @@
 """`crossborder worker`: periodic sweeps — expired sessions and login attempts, request
-deadline clocks (overdue / due soon), stale partial uploads. Later issues add outbox delivery
-and feed pulls; each sweep calls services only and runs in its own transaction."""
+deadline clocks (overdue / due soon), stale partial uploads, federation outbox delivery and
+inbox retries. Each sweep calls services only and runs in its own transactions."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
+from crossborder.app import install_message_handlers
 from crossborder.auth import service as auth_service
-from crossborder.evidence import storage
-from crossborder.requests import service as requests_service
 from crossborder.db.session import make_engine, make_session_factory
+from crossborder.evidence import storage
+from crossborder.federation import service as federation_service
+from crossborder.requests import service as requests_service
 from crossborder.settings import Settings
 
 log = logging.getLogger("crossborder.worker")
@@ -30,7 +32,10 @@ def sweep_once(settings: Settings, session_factory: Callable[[], object]) -> dic
     finally:
         session.close()
     stale = storage.remove_stale_temp_files(storage.evidence_root(settings.data_dir))
+    install_message_handlers()
+    delivered = federation_service.run_cycle(settings, session_factory)  # type: ignore[arg-type]
     return {
+        **delivered,
         "expired_sessions": purged.sessions,
         "old_login_attempts": purged.login_attempts,
         "clocks_checked": clocks.checked,

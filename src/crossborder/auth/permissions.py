@@ -32,6 +32,7 @@ class Permission(StrEnum):
     REQUESTS_READ = "requests:read"
     REQUESTS_WRITE = "requests:write"  # draft, act on, message, attach
     REQUESTS_AUDIT_ALL = "requests:audit-all"  # auditors see every request on the node
+    FEDERATION_MANAGE = "federation:manage"  # peers, outbox and inbox of this node
 
 
 _EVERYONE = {
@@ -57,7 +58,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     # Administrators run the node; they do not work cases (least privilege).
     Role.ADMINISTRATOR: frozenset(
-        _EVERYONE | {Permission.DIRECTORY_WRITE, Permission.USERS_MANAGE, Permission.AUDIT_READ}
+        _EVERYONE
+        | {
+            Permission.DIRECTORY_WRITE,
+            Permission.USERS_MANAGE,
+            Permission.AUDIT_READ,
+            Permission.FEDERATION_MANAGE,
+        }
     ),
 }
 

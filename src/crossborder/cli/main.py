@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 
 from crossborder.cli import context
 from crossborder.cli.evidence import evidence_app, node_app
+from crossborder.cli.federation import inbox_app, outbox_app, peer_app, rotate_keys
 from crossborder.core.errors import DomainError
 from crossborder.settings import ConfigError
 
@@ -44,6 +45,10 @@ app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 app.add_typer(evidence_app, name="evidence")
 app.add_typer(node_app, name="node")
+app.add_typer(peer_app, name="peer")
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(inbox_app, name="inbox")
+node_app.command("rotate-keys")(rotate_keys)
 
 
 @app.command()

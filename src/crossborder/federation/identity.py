@@ -7,12 +7,14 @@ operator typing a passphrase at 3 a.m. — so the file system is the protection:
 0700, each file 0600, and a key whose file is readable by the group or the world is refused
 rather than used (the key may already have leaked; the operator must decide, not the node).
 
-- ``signing.pem``: Ed25519. Signs evidence packages and, later, federation envelopes. Its
+- ``signing.pem``: Ed25519. Signs evidence packages and federation envelopes and receipts. Its
   fingerprint — SHA-256 of the 32 raw public-key bytes, lower-case hex — is what the directory
   pins for each node and what a court expert compares when verifying a package.
-- ``encryption.pem``: X25519. Peers encrypt envelopes to it (later).
+- ``encryption.pem``: X25519. Peers encrypt envelopes to it.
 
-Keys are generated once, on the first ``ensure_identity`` call, and never rotated silently.
+Keys are generated once, on the first ``ensure_identity`` call, and never rotated silently:
+``rotate_identity`` (run by an operator, announced to peers by the federation service) keeps the
+retired pair under ``keys/retired/<fingerprint>/`` for a grace period (``load_keyring``).
 Two processes starting together (web and worker) cannot end up with different keys: each file
 is first written under a temporary name and then hard-linked into place, which fails if the
 other process won; both then load what is on disk.
@@ -26,6 +28,7 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +232,122 @@ def load_identity(data_dir: Path) -> NodeIdentity:
         _signing_key=signing,
         _encryption_key=encryption,
     )
+
+
+# -- JOSE keys and rotation (federation envelopes) --------------------------------------------
+#
+# Rotation keeps the retired pair under ``keys/retired/<old fingerprint>/`` with a
+# ``valid_until`` file: until then the node still opens envelopes addressed to the old
+# fingerprint (peers that have not yet processed the announcement) and can sign the
+# announcement itself with the old key, which is the one its peers have pinned.
+
+RETIRED_DIR = "retired"
+VALID_UNTIL_FILE = "valid_until"
+
+
+def jose_signing_key(identity: NodeIdentity) -> Any:
+    """The private signing key as a joserfc ``OKPKey`` (stays in this process)."""
+    from joserfc.jwk import OKPKey
+
+    return OKPKey(identity._signing_key, identity._signing_key)
+
+
+def jose_encryption_key(identity: NodeIdentity) -> Any:
+    """The private X25519 key as a joserfc ``OKPKey`` (stays in this process)."""
+    from joserfc.jwk import OKPKey
+
+    return OKPKey(identity._encryption_key, identity._encryption_key)
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The current identity and the retired ones still inside their grace period."""
+
+    current: NodeIdentity
+    retired: tuple[NodeIdentity, ...] = ()
+
+    def by_fingerprint(self, fingerprint: str) -> NodeIdentity | None:
+        for candidate in (self.current, *self.retired):
+            if candidate.fingerprint == fingerprint:
+                return candidate
+        return None
+
+
+def _load_pair(directory: Path) -> NodeIdentity:
+    signing = _load_private(directory / SIGNING_KEY_FILE)
+    encryption = _load_private(directory / ENCRYPTION_KEY_FILE)
+    if not isinstance(signing, Ed25519PrivateKey) or not isinstance(encryption, X25519PrivateKey):
+        raise IdentityError(f"{directory} does not hold an Ed25519 and an X25519 key")
+    return NodeIdentity(
+        signing_public_key=_raw_public(signing.public_key()),
+        encryption_public_key=_raw_public(encryption.public_key()),
+        _signing_key=signing,
+        _encryption_key=encryption,
+    )
+
+
+def load_keyring(data_dir: Path, now: datetime) -> KeyRing:
+    """Current keys plus retired keys whose grace period has not ended at ``now``."""
+    current = load_identity(data_dir)
+    retired_root = keys_dir(data_dir) / RETIRED_DIR
+    retired: list[NodeIdentity] = []
+    if retired_root.is_dir():
+        _check_private(retired_root, directory=True)
+        for entry in sorted(retired_root.iterdir()):
+            try:
+                until = datetime.fromisoformat(
+                    (entry / VALID_UNTIL_FILE).read_text(encoding="ascii").strip()
+                )
+            except (OSError, ValueError):
+                continue  # unreadable grace: treat the pair as expired
+            if until.tzinfo is None or until <= now:
+                continue
+            retired.append(_load_pair(entry))
+    return KeyRing(current=current, retired=tuple(retired))
+
+
+def _replace_key(path: Path, pem: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def rotate_identity(
+    data_dir: Path, *, grace: timedelta, now: datetime
+) -> tuple[NodeIdentity, NodeIdentity]:
+    """Retire the current key pair (kept for ``grace``) and generate a new one.
+
+    The old files are hard-linked into ``retired/<fingerprint>/`` before the new keys replace
+    them, so a crash at any point leaves every key that peers may still use on disk.
+    Returns ``(old, new)``. One operator runs this at a time (it is not locked).
+    """
+    old = load_identity(data_dir)
+    directory = keys_dir(data_dir)
+    retired_root = directory / RETIRED_DIR
+    retired_root.mkdir(mode=0o700, exist_ok=True)
+    target = retired_root / old.fingerprint
+    target.mkdir(mode=0o700, exist_ok=True)
+    for name in (SIGNING_KEY_FILE, ENCRYPTION_KEY_FILE):
+        with contextlib.suppress(FileExistsError):
+            os.link(directory / name, target / name)
+    _replace_key(target / VALID_UNTIL_FILE, (now + grace).isoformat().encode("ascii"))
+    for name, new_key in (
+        (ENCRYPTION_KEY_FILE, X25519PrivateKey.generate),
+        (SIGNING_KEY_FILE, Ed25519PrivateKey.generate),
+    ):
+        pem = new_key().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        _replace_key(directory / name, pem)
+    _fsync_dir(target)
+    _fsync_dir(directory)
+    return old, load_identity(data_dir)

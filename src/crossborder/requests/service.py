@@ -40,7 +40,7 @@ from crossborder.evidence import package
 from crossborder.evidence import service as evidence
 from crossborder.evidence.models import Attachment
 from crossborder.federation import identity
-from crossborder.requests import catalogue, deadlines, lifecycle, schemas
+from crossborder.requests import catalogue, deadlines, exchange, lifecycle, schemas
 from crossborder.requests.models import (
     CooperationRequest,
     RequestClock,
@@ -85,6 +85,11 @@ def _find(session: Session, ref: str, *, lock: bool = False) -> CooperationReque
         # which PostgreSQL will not lock).
         stmt = stmt.with_for_update(of=CooperationRequest)
     return session.scalars(stmt).unique().first()
+
+
+def find(session: Session, ref: str, *, lock: bool = False) -> CooperationRequest | None:
+    """Load a request by public id or reference, with no access check (federation handlers)."""
+    return _find(session, ref, lock=lock)
 
 
 def _visible_or_404(
@@ -677,6 +682,21 @@ def _transition(
         ground=data.ground,
         note=data.reasons,
     )
+    if data.action is lifecycle.Action.SUBMIT:
+        exchange.announce_submitted(session, req, actor)
+    else:
+        exchange.announce_transition(
+            session,
+            req,
+            actor=actor,
+            side=side,
+            action=data.action,
+            from_status=before,
+            ground=data.ground,
+            reasons=data.reasons,
+            until=data.until,
+            preserved_until=data.preserved_until,
+        )
     record(
         session,
         actor=actor,
@@ -771,7 +791,7 @@ def add_message(
 def _add_message(
     session: Session, req: CooperationRequest, data: schemas.MessageIn, *, actor: Principal
 ) -> RequestMessage:
-    _acting_side(req, actor)
+    side = _acting_side(req, actor)
     if req.status == Status.CLOSED:
         raise Conflict("the request is closed; open a follow-up request instead")
     message = RequestMessage(
@@ -791,7 +811,100 @@ def _add_message(
         object_id=req.public_id,
         details={"message_id": message.id},
     )
+    if req.status != Status.DRAFT:
+        exchange.announce_message(session, req, message, side)
     return message
+
+
+# --------------------------------------------------------------------------- from peers
+
+
+def record_received(
+    session: Session, req: CooperationRequest, actor: Principal, *, node_name: str
+) -> None:
+    """The copy of a request submitted from another node: clocks, timeline, audit."""
+    _apply_clocks(session, req, req.submitted_at or utc_now())
+    _event(
+        session,
+        req,
+        actor,
+        action="submit",
+        from_status=Status.DRAFT,
+        to_status=Status.SUBMITTED,
+        note=f"received from node {node_name}",
+    )
+    record(
+        session,
+        actor=actor,
+        action="request.received",
+        object_type="request",
+        object_id=req.public_id,
+        details={"node": node_name, "type": req.request_type},
+    )
+
+
+def apply_remote_transition(
+    session: Session,
+    req: CooperationRequest,
+    *,
+    actor: Principal,
+    action: lifecycle.Action,
+    ground: str | None,
+    reasons: str | None,
+    until: datetime | None,
+    preserved_until: datetime | None,
+    preserved_at: datetime | None,
+) -> None:
+    """Apply a step the other party took on its node. The lifecycle is checked again (side,
+    state, grounds); the roles are the ones the peer vouches for."""
+    side = side_of(req, actor)
+    if side is None:
+        raise NotFound("the acting authority is not a party to this request")
+    if action is lifecycle.Action.SUBMIT:
+        raise Conflict("a submission arrives as request.submitted, not as a transition")
+    before = Status(req.status)
+    after = lifecycle.check(
+        action,
+        request_type=catalogue.RequestType(req.request_type),
+        status=before,
+        side=side,
+        roles=frozenset(r.value for r in actor.roles),
+        ground=ground,
+        reasons=reasons,
+        until=until,
+    )
+    now = utc_now()
+    data = schemas.TransitionIn(
+        action=action, ground=ground, reasons=reasons, until=until, preserved_until=preserved_until
+    )
+    _apply_effects(session, req, data, actor=actor, after=after, now=now)
+    if preserved_at is not None and req.preserved_at is not None:
+        # Both copies count the preservation from when the provider preserved, not from
+        # when the message arrived.
+        req.preserved_at = preserved_at
+        if preserved_until is not None:
+            req.preserved_until = preserved_until
+        _apply_clocks(session, req, now)
+    req.status = after.value
+    _event(
+        session,
+        req,
+        actor,
+        action=action.value,
+        from_status=before,
+        to_status=after,
+        ground=ground,
+        note=reasons,
+    )
+    record(
+        session,
+        actor=actor,
+        action=f"request.remote_{action.value}",
+        object_type="request",
+        object_id=req.public_id,
+        details={"from": before.value, "to": after.value, "ground": ground},
+    )
+    session.flush()
 
 
 # --------------------------------------------------------------------------- clocks
