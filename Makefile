@@ -8,7 +8,7 @@ FONTS := src/crossborder/web/static/vendor/fonts/.stamp
 export CROSSBORDER_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PORT ?= 8000
 
-.PHONY: install run test test-sqlite test-postgres check format clean i18n-extract i18n-update
+.PHONY: install run demo-federation test test-sqlite test-postgres check format clean i18n-extract i18n-update
 
 install: $(STAMP) $(FONTS)
 
@@ -27,6 +27,10 @@ run: install
 	@CROSSBORDER_DEMO_MODE=true $(BIN)/crossborder demo
 	@echo "crossborder is serving on http://127.0.0.1:$(PORT)/  (Ctrl-C to stop)"
 	@CROSSBORDER_DEMO_MODE=true $(BIN)/crossborder serve --port $(PORT)
+
+## demo-federation: three nodes on loopback walk a preservation request (exit 1 if they disagree)
+demo-federation: install
+	$(BIN)/crossborder demo federation
 
 ## test: the whole suite on SQLite, then on PostgreSQL when one answers
 test: install

@@ -7,6 +7,7 @@ a refused operation (unknown authority, duplicate user, ...) prints one line and
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -186,15 +187,39 @@ def audit_verify() -> None:
         raise typer.Exit(1)
 
 
-@app.command()
-def demo() -> None:
+demo_app = typer.Typer(help="Demo data and demonstrations.", invoke_without_command=True)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.callback()
+def demo(ctx: typer.Context) -> None:
     """Load the demo data (once) and print the demo logins."""
+    if ctx.invoked_subcommand is not None:
+        return
     from crossborder.demo import loader
 
     settings = context.settings()
     context.init_node(settings)
     created = loader.load(settings)
     typer.echo(loader.summary(created))
+
+
+@demo_app.command("federation")
+def demo_federation(
+    base_dir: Annotated[Path, typer.Option(help="Where the three nodes keep their data.")] = Path(
+        "var/federation-demo"
+    ),
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Leave the nodes up to look around.")
+    ] = False,
+) -> None:
+    """Start Viet Nam's, Australia's and Morocco's nodes on loopback and walk a preservation
+    request between two of them; exit 1 if the nodes end up disagreeing."""
+    from crossborder.demo import federation
+
+    code = federation.run(base_dir.resolve(), echo=typer.echo, keep_running=keep_running)
+    if code:
+        raise typer.Exit(code)
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -45,7 +45,7 @@ AUTHORITIES: list[dict[str, Any]] = [
         "key": "VN-A05",
         "state": "VN",
         "short_name": "VN-A05",
-        "is_local": True,
+        "node": "vn-mps",
         "name": "Department of Cybersecurity and High-Tech Crime Prevention (A05), "
         "Ministry of Public Security",
         "roles": ["point_of_contact_24_7", "police"],
@@ -75,7 +75,7 @@ AUTHORITIES: list[dict[str, Any]] = [
         "key": "VN-SPP",
         "state": "VN",
         "short_name": "VN-SPP",
-        "is_local": True,
+        "node": "vn-mps",
         "name": "Supreme People's Procuracy, Department of International Cooperation and "
         "Mutual Legal Assistance in Criminal Matters",
         "roles": ["central_authority_mla", "prosecutor"],
@@ -96,7 +96,7 @@ AUTHORITIES: list[dict[str, Any]] = [
         "key": "VN-BLO-CT",
         "state": "VN",
         "short_name": "VN-BLO-CT",
-        "is_local": True,
+        "node": "vn-mps",
         "name": "Border Liaison Office Cầu Treo (Viet Nam – Lao PDR)",
         "roles": ["border_liaison_office", "police", "customs"],
         "languages": ["vi", "lo"],
@@ -496,4 +496,6 @@ USERS: list[tuple[str, str, list[str], str]] = [
     ("jack", "AU-AFP", ["officer"], "Jack Nguyen"),
     ("olivia", "AU-AFP", ["supervisor"], "Olivia Brown"),
     ("sam", "AU-AGD", ["officer", "supervisor"], "Sam Taylor"),
+    # Created only on Morocco's node in the federation demo.
+    ("yasmine", "MA-BNPJ", ["officer"], "Yasmine Benali"),
 ]

@@ -37,17 +37,36 @@ def load(settings: Settings) -> LoadResult:
     return LoadResult(True, _users_summary())
 
 
-def _load_all(session: Session) -> None:
+SINGLE_NODE = "vn-mps"
+# On the single demo node the Australian authorities' officers work here too (see data.USERS).
+SERVED_ON_SINGLE_NODE = frozenset({"VN-A05", "VN-SPP", "VN-BLO-CT", "AU-AFP", "AU-AGD"})
+
+
+def _load_all(
+    session: Session, *, here: str | None = None, peers: dict[str, int] | None = None
+) -> dict[str, int]:
+    """Load the directory, instruments and users.
+
+    ``here`` names this node in a federation demo (``vn-mps``, ``au-afp``, ``ma-dgsn``) and
+    ``peers`` maps the other nodes' names to their directory ids (pinned, real keys); the
+    single-node demo passes neither. An authority is served here, or by the node named in
+    its spec; only the users of authorities served here are created.
+    """
+    peers = peers or {}
     for alpha2 in data.STATES:
         directory.create_state(session, schemas.StateCreate(alpha2=alpha2), actor=SYSTEM)
-    nodes = {
-        n["name"]: directory.register_node(session, schemas.NodeCreate(**n), actor=SYSTEM).id
-        for n in data.NODES
-    }
+    nodes = dict(peers)
+    for n in data.NODES:
+        if n["name"] not in nodes and n["name"] != (here or SINGLE_NODE):
+            nodes[n["name"]] = directory.register_node(
+                session, schemas.NodeCreate(**n), actor=SYSTEM
+            ).id
     authority_ids: dict[str, int] = {}
     for spec in data.AUTHORITIES:
         fields = {k: v for k, v in spec.items() if k not in {"key", "node", "contacts"}}
-        if spec.get("node"):
+        served_here = spec.get("node") == here if here else spec["key"] in SERVED_ON_SINGLE_NODE
+        fields["is_local"] = served_here
+        if not served_here and spec.get("node") in nodes:
             fields["node_id"] = nodes[spec["node"]]
         authority = directory.create_authority(
             session, schemas.AuthorityCreate(**fields), actor=SYSTEM
@@ -64,7 +83,10 @@ def _load_all(session: Session) -> None:
             directory.set_party_status(
                 session, spec["code"], schemas.PartySet(**party), actor=SYSTEM
             )
+    local_keys = {k for k, i in authority_ids.items() if _is_local(session, i)}
     for username, key, roles, display_name in data.USERS:
+        if key not in local_keys:
+            continue
         auth_service.create_user(
             session,
             actor=SYSTEM,
@@ -76,6 +98,7 @@ def _load_all(session: Session) -> None:
             require_totp=True,
             bootstrap=True,
         )
+    return authority_ids
 
 
 def summary(result: LoadResult) -> str:
@@ -85,3 +108,10 @@ def summary(result: LoadResult) -> str:
     )
     lines.extend(f"  {u:<8} {roles:<22} {auth}" for u, roles, auth in result.users)
     return "\n".join(lines)
+
+
+def _is_local(session: Session, authority_id: int) -> bool:
+    from crossborder.directory.models import Authority
+
+    found = session.get(Authority, authority_id)
+    return bool(found and found.is_local)
