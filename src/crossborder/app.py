@@ -53,7 +53,7 @@ def create_app(
     if session_factory is None:
         engine = make_engine(settings.resolved_database_url)
         app.state.engine = engine
-        session_factory = make_session_factory(engine)
+        session_factory = make_session_factory(engine, data_dir=settings.data_dir)
     app.state.session_factory = session_factory
 
     from crossborder.audit import api as audit_api

@@ -48,7 +48,7 @@ def sweep_once(settings: Settings, session_factory: Callable[[], object]) -> dic
 
 def run(settings: Settings, *, once: bool, interval: float, echo: Callable[[str], None]) -> None:
     engine = make_engine(settings.resolved_database_url)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, data_dir=settings.data_dir)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

@@ -127,7 +127,7 @@ def nodes(tmp_path: Path) -> Iterator[Callable[[str], LocalNode]]:
             url=f"https://{name}.test",
             settings=_settings(data_dir, url, name),
             engine=engine,
-            factory=make_session_factory(engine),
+            factory=make_session_factory(engine, data_dir=data_dir),
         )
         made.append(node)
         return node

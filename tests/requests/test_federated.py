@@ -276,3 +276,81 @@ def _admin(pair: dict[str, Any]) -> Principal:
 
 def _unused(_: InboxMessage) -> None:  # keep the import for type readers
     return None
+
+
+def test_an_attachment_travels_in_hash_checked_chunks(
+    pair: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import hashlib
+
+    from crossborder.evidence import service as evidence
+
+    monkeypatch.setattr(exchange, "CHUNK_BYTES", 1000)
+    vn, au, t, linh, jack = pair["vn"], pair["au"], pair["t"], pair["linh"], pair["jack"]
+    with vn.session() as s:
+        ref = service.create_draft(
+            s, preservation_draft(_Receiver(pair["vn_ids"]["remote"])), actor=linh
+        ).public_id
+    _act(vn, ref, linh, "submit")
+    vn.deliver(t)
+    content = b"2026-10-14T02:40:07+07:00 203.0.113.45:51234 -> 198.51.100.7:443\n" * 40
+
+    async def chunks() -> Any:
+        yield content
+
+    with au.session() as s:
+        att = asyncio.run(
+            service.add_attachment(
+                s,
+                ref,
+                actor=jack,
+                settings=au.settings,
+                filename="logs.txt",
+                media_type="text/plain",
+                chunks=chunks(),
+            )
+        )
+        sent_id = att.public_id
+        assert [e.kind for e in evidence.custody_chain(s, att.id)] == ["received", "transmitted"]
+    assert au.deliver(t).delivered == 3  # ceil(2,640 / 1,000) chunks
+    with vn.session() as s:
+        req = service.get_request(s, ref, actor=linh)
+        (got,) = service.attachments(s, req)
+        assert got.public_id == sent_id
+        assert got.sha256 == hashlib.sha256(content).hexdigest()
+        _opened, path = service.open_attachment(
+            s, ref, got.public_id, actor=linh, settings=vn.settings
+        )
+        assert path.read_bytes() == content
+        assert [e.kind for e in evidence.custody_chain(s, got.id)] == ["received", "downloaded"]
+
+
+def test_a_tampered_chunk_is_refused(pair: dict[str, Any]) -> None:
+    import base64
+    import hashlib
+
+    vn = pair["vn"]
+    with vn.session() as s:
+        ref = service.create_draft(
+            s, preservation_draft(_Receiver(pair["vn_ids"]["remote"])), actor=pair["linh"]
+        ).public_id
+    _act(vn, ref, pair["linh"], "submit")
+    original = b"genuine bytes"
+    body = {
+        "public_id": ref,
+        "acting_authority": {"state": "AU", "short_name": "AU-AFP"},
+        "author": "jack",
+        "attachment_id": "0" * 8 + "-0000-4000-8000-" + "0" * 12,
+        "filename": "x.bin",
+        "media_type": "application/octet-stream",
+        "size": len(original),
+        "sha256": hashlib.sha256(original).hexdigest(),
+        "index": 0,
+        "count": 1,
+        "chunk_sha256": hashlib.sha256(original).hexdigest(),
+        "data": base64.b64encode(b"forged bytes!").decode(),
+    }
+    envelope = _envelope(pair["au"].identity.fingerprint, vn.identity.fingerprint)
+    with vn.session() as s, pytest.raises(InvalidInput), unit_of_work(s):
+        exchange.on_attachment_chunk(s, envelope, body)

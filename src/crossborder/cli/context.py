@@ -48,7 +48,7 @@ def require_migrated(settings: Settings) -> None:
 @contextmanager
 def session_scope(settings: Settings) -> Iterator[Session]:
     engine = make_engine(settings.resolved_database_url)
-    session = make_session_factory(engine)()
+    session = make_session_factory(engine, data_dir=settings.data_dir)()
     try:
         yield session
     finally:

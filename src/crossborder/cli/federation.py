@@ -235,7 +235,10 @@ def outbox_deliver(
     try:
         with HttpTransport(verify=not insecure) as transport:
             stats = service.deliver_due(
-                make_session_factory(engine), settings=settings, transport=transport, limit=limit
+                make_session_factory(engine, data_dir=settings.data_dir),
+                settings=settings,
+                transport=transport,
+                limit=limit,
             )
     finally:
         engine.dispose()

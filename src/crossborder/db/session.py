@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
@@ -14,6 +15,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _DEPTH_KEY = "crossborder.atomic_depth"
+DATA_DIR_KEY = "crossborder.data_dir"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -40,8 +42,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, *, data_dir: Path | None = None) -> sessionmaker[Session]:
+    """Sessions for one node. ``data_dir`` rides along in ``session.info`` for the code that
+    needs the node's files but is reached only with a session (federation message handlers)."""
+    info = {DATA_DIR_KEY: data_dir} if data_dir is not None else {}
+    return sessionmaker(bind=engine, expire_on_commit=False, info=info)
+
+
+def data_dir_of(session: Session) -> Path:
+    found = session.info.get(DATA_DIR_KEY)
+    if not isinstance(found, Path):
+        raise RuntimeError("this session was not made for a node (no data directory)")
+    return found
 
 
 @contextmanager

@@ -106,7 +106,9 @@ def _prepare(base_dir: Path, name: str, title: str) -> DemoNode:
     upgrade(settings.resolved_database_url)
     ensure_identity(data_dir)
     engine = make_engine(settings.resolved_database_url)
-    return DemoNode(name, title, _free_port(), settings, engine, make_session_factory(engine))
+    return DemoNode(
+        name, title, _free_port(), settings, engine, make_session_factory(engine, data_dir=data_dir)
+    )
 
 
 @contextmanager

@@ -25,7 +25,11 @@ Rules on the receiving side:
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import shutil
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -35,7 +39,11 @@ from crossborder.audit.service import record
 from crossborder.auth.permissions import Principal, Role
 from crossborder.core.clock import utc_now
 from crossborder.core.errors import Conflict, InvalidInput, NotFound
+from crossborder.db.session import data_dir_of
 from crossborder.directory.models import Authority, Node
+from crossborder.evidence import service as evidence
+from crossborder.evidence import storage
+from crossborder.evidence.models import Attachment, CustodyKind
 from crossborder.federation import service as federation
 from crossborder.federation.envelope import Envelope
 from crossborder.requests import catalogue, lifecycle
@@ -44,6 +52,9 @@ from crossborder.requests.models import CooperationRequest, RequestMessage
 SUBMITTED = "request.submitted"
 TRANSITION = "request.transition"
 MESSAGE = "request.message"
+ATTACHMENT_CHUNK = "request.attachment_chunk"
+CHUNK_BYTES = 2 * 1024 * 1024  # raw bytes per chunk; base64 in a body of at most 8 MiB
+MAX_REMOTE_ATTACHMENT_BYTES = 2 * 1024**3
 
 _FIELDS = (
     "public_id",
@@ -164,6 +175,54 @@ def announce_message(
             "at": message.created_at.isoformat(),
         },
     )
+
+
+def announce_attachment(
+    session: Session,
+    req: CooperationRequest,
+    attachment: Attachment,
+    *,
+    side: lifecycle.Side,
+    actor: Principal,
+    blob: Path,
+) -> int:
+    """Send a file to the other party's node in hash-checked chunks; return how many."""
+    other = req.receiver if side is lifecycle.Side.SENDER else req.sender
+    node_id = remote_node_of(other)
+    if node_id is None:
+        return 0
+    acting = req.sender if side is lifecycle.Side.SENDER else req.receiver
+    count = max(1, -(-attachment.size // CHUNK_BYTES))
+    with blob.open("rb") as fh:
+        for index in range(count):
+            data = fh.read(CHUNK_BYTES)
+            federation.enqueue(
+                session,
+                to_node_id=node_id,
+                type=ATTACHMENT_CHUNK,
+                body={
+                    "public_id": req.public_id,
+                    "acting_authority": _authority_ref(acting),
+                    "author": actor.username,
+                    "attachment_id": attachment.public_id,
+                    "filename": attachment.filename,
+                    "media_type": attachment.media_type,
+                    "size": attachment.size,
+                    "sha256": attachment.sha256,
+                    "index": index,
+                    "count": count,
+                    "chunk_sha256": hashlib.sha256(data).hexdigest(),
+                    "data": base64.b64encode(data).decode("ascii"),
+                },
+            )
+    evidence.record_custody(
+        session,
+        actor=actor,
+        attachment=attachment,
+        kind=CustodyKind.TRANSMITTED,
+        details={"chunks": count},
+    )
+    return count
 
 
 # --------------------------------------------------------------------------- receiving side
@@ -310,11 +369,82 @@ def on_message(session: Session, envelope: Envelope, body: dict[str, Any]) -> No
     )
 
 
+def _chunk_fields(body: dict[str, Any]) -> tuple[str, int, int, int, str]:
+    attachment_id, sha256 = body.get("attachment_id"), body.get("sha256")
+    index, count, size = body.get("index"), body.get("count"), body.get("size")
+    if not (
+        isinstance(attachment_id, str)
+        and len(attachment_id) == 36
+        and isinstance(sha256, str)
+        and isinstance(index, int)
+        and isinstance(count, int)
+        and isinstance(size, int)
+        and 0 <= index < count <= 10_000
+        and size >= 0
+    ):
+        raise InvalidInput("malformed attachment chunk")
+    storage.check_sha256(sha256)
+    return attachment_id, index, count, size, sha256
+
+
+def on_attachment_chunk(session: Session, envelope: Envelope, body: dict[str, Any]) -> None:
+    """Stage one chunk; when all have arrived, assemble, check the whole file's SHA-256 and
+    record it with a "received" custody event. Chunks may arrive in any order or twice."""
+    from crossborder.requests import service
+
+    node = _sender_node(session, envelope)
+    req = service.find(session, str(body.get("public_id", "")))
+    if req is None:
+        raise NotFound("the request has not arrived yet")
+    acting = _authority(session, body.get("acting_authority"), field="acting_authority")
+    _served_by(acting, node)
+    if acting.id not in (req.sender_authority_id, req.receiver_authority_id):
+        raise InvalidInput("the acting authority is not a party to this request")
+    attachment_id, index, count, size, sha256 = _chunk_fields(body)
+    try:
+        data = base64.b64decode(str(body.get("data", "")), validate=True)
+    except ValueError:
+        raise InvalidInput("the chunk is not base64") from None
+    if hashlib.sha256(data).hexdigest() != body.get("chunk_sha256"):
+        raise InvalidInput("the chunk does not match its hash")
+    root = storage.evidence_root(data_dir_of(session))
+    staging = root / "incoming" / attachment_id
+    staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (staging / f"{index:05d}.part").write_bytes(data)
+    parts = sorted(staging.glob("*.part"))
+    if len(parts) < count or evidence_models_exist(session, attachment_id):
+        return
+    blob = storage.store_iter((p.read_bytes() for p in parts), root=root, max_bytes=size)
+    if blob.sha256 != sha256 or blob.size != size:
+        raise InvalidInput("the assembled file does not match the hash its sender declared")
+    actor = _remote_actor(acting, node, body.get("author", "?"), [])
+    attachment = evidence.register_blob(
+        session,
+        actor=actor,
+        blob=blob,
+        owner_type="request",
+        owner_id=req.public_id,
+        filename=str(body.get("filename", "attachment")),
+        media_type=str(body.get("media_type", "application/octet-stream")),
+    )
+    attachment.public_id = attachment_id  # the same id on both nodes
+    service.record_attachment_received(session, req, actor, attachment, node_name=node.name)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def evidence_models_exist(session: Session, attachment_id: str) -> bool:
+    return (
+        session.scalar(select(Attachment.id).where(Attachment.public_id == attachment_id))
+        is not None
+    )
+
+
 def register() -> None:
     """Route the request message types to these handlers (called when the app starts)."""
     for message_type, handler in (
         (SUBMITTED, on_submitted),
         (TRANSITION, on_transition),
         (MESSAGE, on_message),
+        (ATTACHMENT_CHUNK, on_attachment_chunk),
     ):
         federation.register_handler(message_type, handler, replace=True)

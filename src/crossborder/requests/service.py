@@ -36,7 +36,7 @@ from crossborder.directory import policy
 from crossborder.directory import schemas as directory_schemas
 from crossborder.directory import service as directory
 from crossborder.directory.models import Authority, ContactPoint
-from crossborder.evidence import package
+from crossborder.evidence import package, storage
 from crossborder.evidence import service as evidence
 from crossborder.evidence.models import Attachment
 from crossborder.federation import identity
@@ -1007,7 +1007,29 @@ async def add_attachment(
             action="attached",
             note=f"{attachment.filename} ({attachment.size} bytes, sha256 {attachment.sha256})",
         )
+        side = side_of(req, actor)
+        assert side is not None  # _attachable checked it
+        blob = storage.blob_path(storage.evidence_root(settings.data_dir), attachment.sha256)
+        exchange.announce_attachment(session, req, attachment, side=side, actor=actor, blob=blob)
     return attachment
+
+
+def record_attachment_received(
+    session: Session,
+    req: CooperationRequest,
+    actor: Principal,
+    attachment: Attachment,
+    *,
+    node_name: str,
+) -> None:
+    _event(
+        session,
+        req,
+        actor,
+        action="attached",
+        note=f"{attachment.filename} ({attachment.size} bytes, sha256 {attachment.sha256}), "
+        f"received from node {node_name}",
+    )
 
 
 def open_attachment(
