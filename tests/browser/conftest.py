@@ -119,8 +119,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             admin.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """One Chromium per module. Playwright's sync API keeps an asyncio loop running in this
+    thread while it is active; stopping it after each module lets later tests use asyncio."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CROSSBORDER_REQUIRE_BROWSER") == "1":
             pytest.fail("chromium is required (CROSSBORDER_REQUIRE_BROWSER=1) but not installed")
