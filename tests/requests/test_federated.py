@@ -17,7 +17,6 @@ from crossborder.db.session import unit_of_work
 from crossborder.directory.models import Authority, LegalInstrument, Node, State
 from crossborder.federation.client import LocalTransport
 from crossborder.federation.envelope import Envelope
-from crossborder.federation.models import InboxMessage
 from crossborder.requests import exchange, schemas, service
 from tests.federation.test_two_nodes import LocalNode, nodes  # noqa: F401 - fixture
 from tests.requests.conftest import preservation_draft
@@ -272,10 +271,6 @@ def _admin(pair: dict[str, Any]) -> Principal:
         authority_id=pair["vn_ids"]["local"],
         roles=frozenset({Role.ADMINISTRATOR}),
     )
-
-
-def _unused(_: InboxMessage) -> None:  # keep the import for type readers
-    return None
 
 
 def test_an_attachment_travels_in_hash_checked_chunks(
