@@ -319,6 +319,8 @@ def test_an_attachment_travels_in_hash_checked_chunks(
         )
         assert path.read_bytes() == content
         assert [e.kind for e in evidence.custody_chain(s, got.id)] == ["received", "downloaded"]
+    staged = vn.settings.data_dir / "evidence" / "incoming" / sent_id
+    assert not staged.exists()  # chunks removed once the attachment was committed
 
 
 def test_a_tampered_chunk_is_refused(pair: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from crossborder.audit.service import record
@@ -429,7 +429,11 @@ def on_attachment_chunk(session: Session, envelope: Envelope, body: dict[str, An
     )
     attachment.public_id = attachment_id  # the same id on both nodes
     service.record_attachment_received(session, req, actor, attachment, node_name=node.name)
-    shutil.rmtree(staging, ignore_errors=True)
+    # Remove the staged chunks only once the record is committed: if this transaction rolls
+    # back, a retry of the last chunk must still find the others.
+    event.listen(
+        session, "after_commit", lambda _s: shutil.rmtree(staging, ignore_errors=True), once=True
+    )
 
 
 def evidence_models_exist(session: Session, attachment_id: str) -> bool:
