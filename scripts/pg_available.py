@@ -21,9 +21,8 @@ def main(url: str) -> int:
             connect_timeout=3,
         ) as conn:
             conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        print(f"PostgreSQL not available: {type(exc).__name__}", file=sys.stderr)
-        return 1
+    except psycopg.Error:
+        return 1  # `make test` says so in one line
     return 0
 
 
