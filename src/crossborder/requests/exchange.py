@@ -87,6 +87,15 @@ def remote_node_of(authority: Authority) -> int | None:
     return authority.node_id
 
 
+def _route(req: CooperationRequest, side: lifecycle.Side) -> tuple[int, Authority] | None:
+    """(the other party's node, the acting authority), or None when the other party is local."""
+    sending = side is lifecycle.Side.SENDER
+    node_id = remote_node_of(req.receiver if sending else req.sender)
+    if node_id is None:
+        return None
+    return node_id, req.sender if sending else req.receiver
+
+
 def _authority_ref(authority: Authority) -> dict[str, str | None]:
     return {
         "state": authority.state.alpha2 if authority.state else None,
@@ -129,11 +138,10 @@ def announce_transition(
     until: datetime | None,
     preserved_until: datetime | None,
 ) -> None:
-    other = req.receiver if side is lifecycle.Side.SENDER else req.sender
-    node_id = remote_node_of(other)
-    if node_id is None:
+    route = _route(req, side)
+    if route is None:
         return
-    acting = req.sender if side is lifecycle.Side.SENDER else req.receiver
+    node_id, acting = route
     federation.enqueue(
         session,
         to_node_id=node_id,
@@ -158,11 +166,10 @@ def announce_transition(
 def announce_message(
     session: Session, req: CooperationRequest, message: RequestMessage, side: lifecycle.Side
 ) -> None:
-    other = req.receiver if side is lifecycle.Side.SENDER else req.sender
-    node_id = remote_node_of(other)
-    if node_id is None:
+    route = _route(req, side)
+    if route is None:
         return
-    acting = req.sender if side is lifecycle.Side.SENDER else req.receiver
+    node_id, acting = route
     federation.enqueue(
         session,
         to_node_id=node_id,
@@ -187,11 +194,10 @@ def announce_attachment(
     blob: Path,
 ) -> int:
     """Send a file to the other party's node in hash-checked chunks; return how many."""
-    other = req.receiver if side is lifecycle.Side.SENDER else req.sender
-    node_id = remote_node_of(other)
-    if node_id is None:
+    route = _route(req, side)
+    if route is None:
         return 0
-    acting = req.sender if side is lifecycle.Side.SENDER else req.receiver
+    node_id, acting = route
     count = max(1, -(-attachment.size // CHUNK_BYTES))
     with blob.open("rb") as fh:
         for index in range(count):
