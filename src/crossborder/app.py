@@ -23,6 +23,8 @@ def body_limit(settings: Settings, path: str) -> int | None:
     """The generic body limit, except on upload routes, whose service streams and limits."""
     if path.endswith("/attachments") or path == "/federation/v1/inbox":
         return None  # these routes stream and enforce (and audit) their own limits
+    if path.startswith("/api/v1/identifier-sets/") and path.endswith("/import"):
+        return None  # bulk import reads and limits its own body
     return settings.max_body_bytes
 
 
@@ -66,6 +68,7 @@ def create_app(
     from crossborder.federation import views as federation_views
     from crossborder.requests import api as requests_api
     from crossborder.requests import views as requests_views
+    from crossborder.selectors import api as selectors_api
     from crossborder.web import views as web_views
 
     install_message_handlers()
@@ -85,5 +88,6 @@ def create_app(
     app.include_router(directory_api.router, prefix="/api/v1")
     app.include_router(audit_api.router, prefix="/api/v1")
     app.include_router(requests_api.router, prefix="/api/v1")
+    app.include_router(selectors_api.router, prefix="/api/v1")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -6,6 +6,7 @@ from crossborder.directory import models as directory_models
 from crossborder.evidence import models as evidence_models
 from crossborder.federation import models as federation_models
 from crossborder.requests import models as requests_models
+from crossborder.selectors import models as selectors_models
 
 __all__ = [
     "audit_models",
@@ -14,4 +15,5 @@ __all__ = [
     "evidence_models",
     "federation_models",
     "requests_models",
+    "selectors_models",
 ]

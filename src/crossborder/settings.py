@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
     max_attachment_bytes: Annotated[int, Field(ge=1024)] = 200 * 1024 * 1024
+    # Identifier correlation: a value held in more records than this is not correlated (noise);
+    # warning lists are MISP list slugs, comma-separated, or "default", "all" or "none";
+    # IP sightings whose time windows miss each other by up to the slack still overlap.
+    identifiers_correlation_limit: Annotated[int, Field(ge=1, le=100_000)] = 50
+    identifiers_warninglists: str = "default"
+    identifiers_time_slack_seconds: Annotated[int, Field(ge=0, le=3600)] = 0
 
     @field_validator("log_level")
     @classmethod

@@ -1,6 +1,7 @@
 """`crossborder worker`: periodic sweeps — expired sessions and login attempts, request
-deadline clocks (overdue / due soon), stale partial uploads, federation outbox delivery and
-inbox retries. Each sweep calls services only and runs in its own transactions."""
+deadline clocks (overdue / due soon), identifiers in new attachments, stale partial uploads,
+federation outbox delivery and inbox retries. Each sweep calls services only and runs in its
+own transactions."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from crossborder.auth import service as auth_service
 from crossborder.db.session import make_engine, make_session_factory
 from crossborder.evidence import storage
 from crossborder.federation import service as federation_service
+from crossborder.requests import identifiers as request_identifiers
 from crossborder.requests import service as requests_service
 from crossborder.settings import Settings
 
@@ -29,6 +31,7 @@ def sweep_once(settings: Settings, session_factory: Callable[[], object]) -> dic
     try:
         purged = auth_service.purge_expired(session, settings=settings)
         clocks = requests_service.sweep_clocks(session)
+        scanned = request_identifiers.scan_attachments(session, settings.data_dir)
     finally:
         session.close()
     stale = storage.remove_stale_temp_files(storage.evidence_root(settings.data_dir))
@@ -43,6 +46,7 @@ def sweep_once(settings: Settings, session_factory: Callable[[], object]) -> dic
         "clocks_overdue": clocks.overdue,
         "clocks_due_soon": clocks.due_soon,
         "stale_upload_files": stale,
+        "attachments_scanned": scanned,
     }
 
 

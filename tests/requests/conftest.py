@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from sqlalchemy.orm import Session
 
 from crossborder.auth import service as auth_service
 from crossborder.auth.models import User
 from crossborder.auth.permissions import Principal
 from crossborder.directory.models import Authority, LegalInstrument
 from crossborder.requests import schemas
+from tests.fixtures.web import TestClient, make_client
 
 
 @dataclass
@@ -109,3 +112,22 @@ def preservation_draft(receiver: Authority, **overrides: Any) -> schemas.DraftCr
     }
     values.update(overrides)
     return schemas.DraftCreate.model_validate(values)
+
+
+@pytest.fixture
+def as_user(
+    app: FastAPI, db: Session, make_token: Callable[..., tuple[object, str]]
+) -> Iterator[Callable[[Principal], TestClient]]:
+    clients: list[TestClient] = []
+
+    def _client(principal: Principal) -> TestClient:
+        user = db.get(User, principal.user_id)
+        assert user is not None
+        _token, raw = make_token(user)
+        c = make_client(app, headers={"Authorization": f"Bearer {raw}"})
+        clients.append(c)
+        return c
+
+    yield _client
+    for c in clients:
+        c.close()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
@@ -16,25 +15,6 @@ from crossborder.federation.identity import ensure_identity
 from crossborder.settings import Settings
 from tests.fixtures.web import TestClient, csrf_for, make_client, post_login
 from tests.requests.conftest import World, preservation_draft
-
-
-@pytest.fixture
-def as_user(
-    app: FastAPI, db: Session, make_token: Callable[..., tuple[object, str]]
-) -> Iterator[Callable[[Principal], TestClient]]:
-    clients: list[TestClient] = []
-
-    def _client(principal: Principal) -> TestClient:
-        user = db.get(User, principal.user_id)
-        assert user is not None
-        _token, raw = make_token(user)
-        c = make_client(app, headers={"Authorization": f"Bearer {raw}"})
-        clients.append(c)
-        return c
-
-    yield _client
-    for c in clients:
-        c.close()
 
 
 def draft_body(world: World, **overrides: Any) -> dict[str, Any]:

@@ -33,6 +33,10 @@ class Permission(StrEnum):
     REQUESTS_WRITE = "requests:write"  # draft, act on, message, attach
     REQUESTS_AUDIT_ALL = "requests:audit-all"  # auditors see every request on the node
     FEDERATION_MANAGE = "federation:manage"  # peers, outbox and inbox of this node
+    # Identifiers: correlation is still limited by need-to-know on the records holding them.
+    IDENTIFIERS_READ = "identifiers:read"  # look up, see correlations, graph
+    IDENTIFIERS_WRITE = "identifiers:write"  # identifier sets, bulk import
+    IDENTIFIERS_MANAGE = "identifiers:manage"  # the node's own warning list, re-indexing
 
 
 _EVERYONE = {
@@ -42,12 +46,20 @@ _EVERYONE = {
     Permission.TOKENS_MANAGE_OWN,
 }
 
-_CASEWORK = {Permission.REQUESTS_READ, Permission.REQUESTS_WRITE}
+_CASEWORK = {
+    Permission.REQUESTS_READ,
+    Permission.REQUESTS_WRITE,
+    Permission.IDENTIFIERS_READ,
+    Permission.IDENTIFIERS_WRITE,
+}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OFFICER: frozenset(_EVERYONE | _CASEWORK),
     Role.SUPERVISOR: frozenset(_EVERYONE | _CASEWORK),
-    Role.ANALYST: frozenset(_EVERYONE | {Permission.REQUESTS_READ}),
+    Role.ANALYST: frozenset(
+        _EVERYONE
+        | {Permission.REQUESTS_READ, Permission.IDENTIFIERS_READ, Permission.IDENTIFIERS_WRITE}
+    ),
     Role.AUDITOR: frozenset(
         {
             Permission.DIRECTORY_READ,
@@ -64,6 +76,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.USERS_MANAGE,
             Permission.AUDIT_READ,
             Permission.FEDERATION_MANAGE,
+            Permission.IDENTIFIERS_MANAGE,
         }
     ),
 }

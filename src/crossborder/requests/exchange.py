@@ -46,7 +46,7 @@ from crossborder.evidence import storage
 from crossborder.evidence.models import Attachment, CustodyKind
 from crossborder.federation import service as federation
 from crossborder.federation.envelope import Envelope
-from crossborder.requests import catalogue, lifecycle
+from crossborder.requests import catalogue, identifiers, lifecycle
 from crossborder.requests.models import CooperationRequest, RequestMessage
 
 SUBMITTED = "request.submitted"
@@ -356,16 +356,17 @@ def on_message(session: Session, envelope: Envelope, body: dict[str, Any]) -> No
     text = body.get("body")
     if not isinstance(text, str) or not text.strip() or len(text) > 20_000:
         raise InvalidInput("a message has a body of 1 to 20,000 characters")
-    session.add(
-        RequestMessage(
-            request_id=req.id,
-            author_user_id=0,
-            author_label=f"{body.get('author', '?')} ({node.name})",
-            author_authority_id=acting.id,
-            body=text,
-            created_at=_when(body.get("at")) or utc_now(),
-        )
+    message = RequestMessage(
+        request_id=req.id,
+        author_user_id=0,
+        author_label=f"{body.get('author', '?')} ({node.name})",
+        author_authority_id=acting.id,
+        body=text,
+        created_at=_when(body.get("at")) or utc_now(),
     )
+    session.add(message)
+    session.flush()
+    identifiers.index_message(session, req, message)
     record(
         session,
         actor=_remote_actor(acting, node, body.get("author", "?"), []),

@@ -40,7 +40,7 @@ from crossborder.evidence import package, storage
 from crossborder.evidence import service as evidence
 from crossborder.evidence.models import Attachment
 from crossborder.federation import identity
-from crossborder.requests import catalogue, deadlines, exchange, lifecycle, schemas
+from crossborder.requests import catalogue, deadlines, exchange, identifiers, lifecycle, schemas
 from crossborder.requests.models import (
     CooperationRequest,
     RequestClock,
@@ -204,9 +204,11 @@ def create_draft(
         created_by_user_id=actor.user_id,
     )
     _check_common(req)
+    identifiers.check_identifiers(session, req)
     session.add(req)
     session.flush()
     req.reference = _reference(sender, req.id)
+    identifiers.index_request(session, req)
     for link in data.links:
         _add_link(session, req, link, actor=actor)
     _event(session, req, actor, action="created", to_status=Status.DRAFT)
@@ -280,6 +282,9 @@ def _update_draft(
     for name, value in changes.items():
         setattr(req, name, value.value if hasattr(value, "value") else value)
     _check_common(req)
+    if {"identifiers", "summary_of_facts"} & set(changes):
+        identifiers.check_identifiers(session, req)
+        identifiers.index_request(session, req)
     _event(session, req, actor, action="edited", to_status=Status.DRAFT)
     record(
         session,
@@ -803,6 +808,7 @@ def _add_message(
     )
     session.add(message)
     session.flush()
+    identifiers.index_message(session, req, message)
     record(
         session,
         actor=actor,
@@ -822,8 +828,9 @@ def _add_message(
 def record_received(
     session: Session, req: CooperationRequest, actor: Principal, *, node_name: str
 ) -> None:
-    """The copy of a request submitted from another node: clocks, timeline, audit."""
+    """The copy of a request submitted from another node: clocks, timeline, index, audit."""
     _apply_clocks(session, req, req.submitted_at or utc_now())
+    identifiers.index_request(session, req, received=True)
     _event(
         session,
         req,

@@ -222,13 +222,18 @@ def _pdf_pages(path: Path) -> Iterator[str]:
         raise InvalidInput(f"cannot read the PDF: {exc}", field="file") from None
 
 
-def extract_from_file(path: Path | str, *, default_region: str | None = None) -> list[Found]:
+def extract_from_file(
+    path: Path | str, *, default_region: str | None = None, name: str | None = None
+) -> list[Found]:
     """Identifiers in a text, CSV, JSON or PDF file (at most 20 MB).
 
     For text and CSV the offsets are into the decoded file; for JSON they are into the string
     value named by ``location`` (a JSON pointer); for PDF into the text of page ``location``.
+    ``name`` is the file's real name when ``path`` is a blob without one (its suffix tells
+    JSON from text).
     """
     file = Path(path)
+    suffix = Path(name).suffix.lower() if name else file.suffix.lower()
     try:
         size = file.stat().st_size
         if size > MAX_BYTES:
@@ -239,7 +244,7 @@ def extract_from_file(path: Path | str, *, default_region: str | None = None) ->
             head = handle.read(5)
     except OSError as exc:
         raise InvalidInput(f"cannot read {file}: {exc.strerror}", field="file") from None
-    if head == b"%PDF-" or file.suffix.lower() == ".pdf":
+    if head == b"%PDF-" or suffix == ".pdf":
         found: list[Found] = []
         for number, page in enumerate(_pdf_pages(file), start=1):
             found += [
@@ -247,7 +252,7 @@ def extract_from_file(path: Path | str, *, default_region: str | None = None) ->
             ]
         return found
     text = _decode(file.read_bytes())
-    if file.suffix.lower() == ".json":
+    if suffix == ".json":
         try:
             document = json.loads(text)
         except ValueError as exc:
