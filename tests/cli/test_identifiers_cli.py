@@ -25,19 +25,19 @@ def _csv(tmp_path: Path, body: str) -> Path:
 
 def test_import_with_progress_then_where_finds_it(demo: Run, tmp_path: Path) -> None:
     rows = "".join(f"phone,+84 91 234 {i:04d}\n" for i in range(1500))
-    path = _csv(tmp_path, "type,value\n" + rows + "ip,103.27.12.7\n")
+    path = _csv(tmp_path, "type,value\n" + rows + "ip,103.27.40.7\n")
     done = demo("identifiers", "import", str(path), "--as", "linh", "--set", "Seized phone")
     assert done.returncode == 0, done.stderr
     assert "1501 identifiers stored from 1501 rows" in done.stdout
     assert "checking, then storing" in done.stderr  # the progress bar
-    where = demo("identifiers", "where", "ip", "103.27.12.7", "--as", "linh")
+    where = demo("identifiers", "where", "ip", "103.27.40.7", "--as", "linh")
     assert where.returncode == 0, where.stderr
     [line] = where.stdout.splitlines()
     found = json.loads(line)
-    assert found["canonical"] == "103.27.12.7"
+    assert found["canonical"] == "103.27.40.7"
     assert [h["label"] for h in found["hits"]] == ["Seized phone"]
     # Another authority's officer learns only whom to contact.
-    other = demo("identifiers", "where", "ip", "103.27.12.7", "--as", "jack")
+    other = demo("identifiers", "where", "ip", "103.27.40.7", "--as", "jack")
     assert other.returncode == 0, other.stderr
     seen = json.loads(other.stdout)
     assert seen["hits"] == []
@@ -46,39 +46,39 @@ def test_import_with_progress_then_where_finds_it(demo: Run, tmp_path: Path) -> 
 
 
 def test_a_bad_row_imports_nothing(demo: Run, tmp_path: Path) -> None:
-    path = _csv(tmp_path, "type,value\nip,103.27.12.7\nimei,12345\n")
+    path = _csv(tmp_path, "type,value\nip,103.27.40.7\nimei,12345\n")
     done = demo("identifiers", "import", str(path), "--as", "linh", "--set", "x")
     assert done.returncode == 1
     assert "line 3" in done.stderr
     assert "nothing was imported" in done.stderr
-    where = demo("identifiers", "where", "ip", "103.27.12.7", "--as", "linh")
+    where = demo("identifiers", "where", "ip", "103.27.40.7", "--as", "linh")
     assert json.loads(where.stdout)["hits"] == []
 
 
 def test_usage_errors_are_one_line(demo: Run, tmp_path: Path) -> None:
-    path = _csv(tmp_path, "type,value\nip,103.27.12.7\n")
+    path = _csv(tmp_path, "type,value\nip,103.27.40.7\n")
     both = demo("identifiers", "import", str(path), "--as", "linh", "--set", "a", "--set-id", "b")
     assert both.returncode == 1
     assert "exactly one of --set" in both.stderr
-    nobody = demo("identifiers", "where", "ip", "103.27.12.7", "--as", "ghost")
+    nobody = demo("identifiers", "where", "ip", "103.27.40.7", "--as", "ghost")
     assert nobody.returncode == 1
     assert "no active user 'ghost'" in nobody.stderr
-    naive = demo("identifiers", "where", "ip", "103.27.12.7", "--as", "linh", "--at", "2026-01-01")
+    naive = demo("identifiers", "where", "ip", "103.27.40.7", "--as", "linh", "--at", "2026-01-01")
     assert naive.returncode == 1
     assert "UTC offset" in naive.stderr
 
 
 def test_warn_is_for_administrators_and_silences_correlation(demo: Run) -> None:
     refused = demo(
-        "identifiers", "warn", "ip", "103.27.12.0/24", "--as", "linh", "--reason", "office"
+        "identifiers", "warn", "ip", "103.27.40.0/24", "--as", "linh", "--reason", "office"
     )
     assert refused.returncode == 1
     assert "identifiers:manage" in refused.stderr
     added = demo(
-        "identifiers", "warn", "ip", "103.27.12.0/24", "--as", "admin", "--reason", "office NAT"
+        "identifiers", "warn", "ip", "103.27.40.0/24", "--as", "admin", "--reason", "office NAT"
     )
     assert added.returncode == 0, added.stderr
-    where = demo("identifiers", "where", "ip", "103.27.12.9", "--as", "linh")
+    where = demo("identifiers", "where", "ip", "103.27.40.9", "--as", "linh")
     assert json.loads(where.stdout)["warnings"] == ["local"]
 
 

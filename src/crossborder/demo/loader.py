@@ -12,6 +12,7 @@ from crossborder.auth.permissions import SYSTEM
 from crossborder.cli.context import session_scope
 from crossborder.db.session import unit_of_work
 from crossborder.demo import data
+from crossborder.demo.cases import load_cases
 from crossborder.directory import schemas
 from crossborder.directory import service as directory
 from crossborder.directory.models import State
@@ -33,7 +34,8 @@ def load(settings: Settings) -> LoadResult:
         if session.scalars(select(State).limit(1)).first() is not None:
             return LoadResult(False, _users_summary())
         with unit_of_work(session):
-            _load_all(session)
+            authority_ids = _load_all(session)
+            load_cases(session, authority_ids)
     return LoadResult(True, _users_summary())
 
 
