@@ -296,3 +296,34 @@ def test_csv_import_reaches_correlation(db: Session, world: World) -> None:
     [found] = mine(db, world, req)
     assert found.correlation is not None
     assert [h.scope_id for h in found.correlation.hits] == [kept.public_id]
+
+
+def test_a_homoglyph_domain_is_refused_not_matched_to_the_latin_one(
+    db: Session, world: World
+) -> None:
+    draft(db, world, {"kind": "domain", "value": "paypal-verify.com"})
+    with pytest.raises(InvalidInput) as caught:
+        draft(db, world, {"kind": "domain", "value": "p\u0430ypal-verify.com"})  # U+0430
+    assert caught.value.field == "identifiers.0.value"
+    stored = db.scalars(select(IdentValue.canonical).where(IdentValue.kind == "domain")).all()
+    assert stored == ["paypal-verify.com"]
+
+
+def test_zero_width_characters_are_removed_and_flagged(db: Session, world: World) -> None:
+    req = draft(db, world, {"kind": "phone", "value": "+84\u200b912\u200d345678"})
+    [item] = mine(db, world, req)
+    assert item.canonical == "+84912345678"
+    assert "zero_width_removed" in item.flags
+
+
+def test_garbage_in_free_text_never_breaks_indexing(db: Session, world: World) -> None:
+    import random
+
+    rng = random.Random(20261129)
+    alphabet = "0123456789abcdef.:@/[]-_+ xyz\u03b1\u03b2\u03b3中文বাংলাعربي\u200b\u202e\u0000\ufeff"
+    for _ in range(20):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 3000)))
+        req = draft(db, world, summary_of_facts=text.replace("\u0000", "") or "x")
+        for item in mine(db, world, req):
+            assert item.sources == ["extracted"]
+            assert "\u202e" not in item.canonical
