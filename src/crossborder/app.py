@@ -69,6 +69,7 @@ def create_app(
     from crossborder.requests import api as requests_api
     from crossborder.requests import views as requests_views
     from crossborder.selectors import api as selectors_api
+    from crossborder.selectors import views as selectors_views
     from crossborder.web import views as web_views
 
     install_message_handlers()
@@ -82,6 +83,7 @@ def create_app(
     app.include_router(auth_views.router)
     app.include_router(directory_views.router)
     app.include_router(requests_views.router)
+    app.include_router(selectors_views.router)
     app.include_router(federation_views.router)
     app.include_router(federation_api.router)
     app.include_router(auth_api.router, prefix="/api/v1")

@@ -39,6 +39,7 @@ from crossborder.evidence import service as evidence
 from crossborder.evidence.models import Attachment
 from crossborder.requests import catalogue, deadlines, lifecycle, schemas, service
 from crossborder.requests.models import CooperationRequest, RequestClock
+from crossborder.selectors.views import identifiers_panel
 from crossborder.settings import Settings
 from crossborder.web.csrf import require_form_token
 from crossborder.web.templating import gettext, render
@@ -1083,6 +1084,9 @@ def _render_detail(
             "may_write": actor.has(Permission.REQUESTS_WRITE) and side is not None,
             "is_open": req.status != lifecycle.Status.CLOSED.value,
             "max_upload_mib": max(get_settings(request).max_attachment_bytes // 2**20, 1),
+            "identifiers_panel": identifiers_panel(
+                session, actor, get_settings(request), "request", req.public_id
+            ),
         },
         status=status,
     )
