@@ -5,6 +5,7 @@ from crossborder.auth import models as auth_models
 from crossborder.directory import models as directory_models
 from crossborder.evidence import models as evidence_models
 from crossborder.federation import models as federation_models
+from crossborder.intel import models as intel_models
 from crossborder.requests import models as requests_models
 from crossborder.selectors import models as selectors_models
 
@@ -14,6 +15,7 @@ __all__ = [
     "directory_models",
     "evidence_models",
     "federation_models",
+    "intel_models",
     "requests_models",
     "selectors_models",
 ]

@@ -37,6 +37,10 @@ class Permission(StrEnum):
     IDENTIFIERS_READ = "identifiers:read"  # look up, see correlations, graph
     IDENTIFIERS_WRITE = "identifiers:write"  # identifier sets, bulk import
     IDENTIFIERS_MANAGE = "identifiers:manage"  # the node's own warning list, re-indexing
+    # Threat intelligence: collection grants and markings (TLP, handling codes) still apply.
+    INTEL_READ = "intel:read"
+    INTEL_WRITE = "intel:write"  # add objects, import bundles
+    INTEL_MANAGE = "intel:manage"  # collections and who may read or write them
 
 
 _EVERYONE = {
@@ -51,6 +55,7 @@ _CASEWORK = {
     Permission.REQUESTS_WRITE,
     Permission.IDENTIFIERS_READ,
     Permission.IDENTIFIERS_WRITE,
+    Permission.INTEL_READ,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -58,7 +63,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.SUPERVISOR: frozenset(_EVERYONE | _CASEWORK),
     Role.ANALYST: frozenset(
         _EVERYONE
-        | {Permission.REQUESTS_READ, Permission.IDENTIFIERS_READ, Permission.IDENTIFIERS_WRITE}
+        | {
+            Permission.REQUESTS_READ,
+            Permission.IDENTIFIERS_READ,
+            Permission.IDENTIFIERS_WRITE,
+            Permission.INTEL_READ,
+            Permission.INTEL_WRITE,
+        }
     ),
     Role.AUDITOR: frozenset(
         {
@@ -77,6 +88,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.AUDIT_READ,
             Permission.FEDERATION_MANAGE,
             Permission.IDENTIFIERS_MANAGE,
+            Permission.INTEL_MANAGE,
         }
     ),
 }
