@@ -124,3 +124,39 @@ class IntelStatus(Base):
     successes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     failures: Mapped[list[Any]] = mapped_column(JSON, default=list)
     pendings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class IntelFeed(Base):
+    """A partner's or vendor's TAXII collection this node pulls from or pushes to.
+
+    ``secret`` holds the credentials (HTTP basic ``user:password`` or a bearer token)
+    encrypted with a key derived from the node's secret key — never in clear text.
+    ``cursor`` is the last ``X-TAXII-Date-Added-Last`` seen: the next pull asks only for what
+    was added after it.
+    """
+
+    __tablename__ = "intel_feeds"
+
+    id: Mapped[intpk]
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    direction: Mapped[str] = mapped_column(String(10))  # pull | push
+    api_root_url: Mapped[str] = mapped_column(String(500))
+    remote_collection_id: Mapped[str] = mapped_column(String(100))
+    auth_kind: Mapped[str] = mapped_column(String(10), default="none")  # none | basic | bearer
+    secret: Mapped[str | None] = mapped_column(Text)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("intel_collections.id", ondelete="CASCADE"), index=True
+    )
+    origin_authority_id: Mapped[int | None] = mapped_column(Integer)
+    interval_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    cursor: Mapped[str | None] = mapped_column(String(40))
+    last_run_at: Mapped[datetime | None] = mapped_column()
+    next_run_at: Mapped[datetime | None] = mapped_column()
+    last_outcome: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    __table_args__ = (
+        CheckConstraint("direction IN ('pull', 'push')", name="direction_known"),
+        CheckConstraint("auth_kind IN ('none', 'basic', 'bearer')", name="auth_kind_known"),
+    )

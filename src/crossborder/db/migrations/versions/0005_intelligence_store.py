@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-29 01:52:15.915501
+Create Date: 2026-11-29 01:58:33.687144
 """
 
 from __future__ import annotations
@@ -45,6 +45,44 @@ def upgrade() -> None:
             batch_op.f("ix_intel_collections_owner_authority_id"),
             ["owner_authority_id"],
             unique=False,
+        )
+
+    op.create_table(
+        "intel_feeds",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("direction", sa.String(length=10), nullable=False),
+        sa.Column("api_root_url", sa.String(length=500), nullable=False),
+        sa.Column("remote_collection_id", sa.String(length=100), nullable=False),
+        sa.Column("auth_kind", sa.String(length=10), nullable=False),
+        sa.Column("secret", sa.Text(), nullable=True),
+        sa.Column("collection_id", sa.Integer(), nullable=False),
+        sa.Column("origin_authority_id", sa.Integer(), nullable=True),
+        sa.Column("interval_minutes", sa.Integer(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("cursor", sa.String(length=40), nullable=True),
+        sa.Column("last_run_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_outcome", sa.String(length=300), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "auth_kind IN ('none', 'basic', 'bearer')", name=op.f("ck_intel_feeds_auth_kind_known")
+        ),
+        sa.CheckConstraint(
+            "direction IN ('pull', 'push')", name=op.f("ck_intel_feeds_direction_known")
+        ),
+        sa.ForeignKeyConstraint(
+            ["collection_id"],
+            ["intel_collections.id"],
+            name=op.f("fk_intel_feeds_collection_id_intel_collections"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_intel_feeds")),
+        sa.UniqueConstraint("name", name=op.f("uq_intel_feeds_name")),
+    )
+    with op.batch_alter_table("intel_feeds", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_intel_feeds_collection_id"), ["collection_id"], unique=False
         )
 
     op.create_table(
@@ -186,6 +224,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_intel_objects_added")
 
     op.drop_table("intel_objects")
+    with op.batch_alter_table("intel_feeds", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_intel_feeds_collection_id"))
+
+    op.drop_table("intel_feeds")
     with op.batch_alter_table("intel_collections", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_intel_collections_owner_authority_id"))
 
