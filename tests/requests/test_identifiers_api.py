@@ -97,7 +97,13 @@ def test_sets_and_csv_import(db: Session, world: World, as_user: Client) -> None
         headers={"Content-Type": "text/csv"},
     )
     assert imported.status_code == 200, imported.text
-    assert imported.json() == {"rows": 2, "stored": 2, "invalid": 0, "errors": []}
+    assert imported.json() == {
+        "rows": 2,
+        "stored": 2,
+        "invalid": 0,
+        "known_elsewhere": 1,  # the IP is in the draft
+        "errors": [],
+    }
     detail = minh.get(f"/api/v1/identifier-sets/{set_id}").json()
     assert sorted(i["canonical"] for i in detail["items"]) == ["+84912345678", "103.27.12.7"]
     ip = next(i for i in detail["items"] if i["canonical"] == "103.27.12.7")

@@ -93,7 +93,9 @@ VALID = {
     ),
     "vehicle_plate": st.from_regex(r"(VN:)?[0-9]{2}[A-Z]-[0-9]{3}\.[0-9]{2}", fullmatch=True),
     "passport": st.from_regex(r"(VN:)?[A-Za-z][0-9]{7}", fullmatch=True),
-    "other": st.text(min_size=1, max_size=20).filter(lambda s: s.strip().isprintable()),
+    "other": st.text(min_size=1, max_size=20).filter(
+        lambda s: s.strip().isprintable() and s.strip() != ""
+    ),
 }
 
 

@@ -138,3 +138,16 @@ def test_names_are_checked(db: Session, officer: Principal) -> None:
         sets.create_set(db, officer, name="   ")
     with pytest.raises(InvalidInput):
         sets.create_set(db, officer, name="x" * 201)
+
+
+def test_the_report_counts_values_other_records_already_hold(
+    db: Session, officer: Principal
+) -> None:
+    first = sets.create_set(db, officer, name="first")
+    sets.import_csv(db, officer, first, sets.read_text(b"type,value\nip,103.27.12.7\n"))
+    second = sets.create_set(db, officer, name="second")
+    body = b"type,value\nip,103.27.12.7\nip,103.27.12.8\nip,103.27.12.8\n"
+    report = sets.import_csv(db, officer, second, sets.read_text(body))
+    assert (report.stored, report.known_elsewhere) == (3, 1)
+    again = sets.import_csv(db, officer, second, sets.read_text(body))
+    assert again.known_elsewhere == 1  # its own earlier rows do not count

@@ -136,6 +136,7 @@ def import_command(
     typer.echo(
         f"set {public_id}: {report.stored} identifiers stored from {report.rows} rows"
         + (f", {report.invalid} invalid rows skipped" if report.invalid else "")
+        + f"; {report.known_elsewhere} already held in other records"
     )
     for line in report.errors:
         typer.echo(line, err=True)

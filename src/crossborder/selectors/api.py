@@ -171,6 +171,7 @@ async def import_csv(
         "rows": report.rows,
         "stored": report.stored,
         "invalid": report.invalid,
+        "known_elsewhere": report.known_elsewhere,
         "errors": report.errors,
     }
 

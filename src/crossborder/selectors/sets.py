@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 from crossborder.audit.service import record
 from crossborder.auth.permissions import Permission, Principal, require
 from crossborder.core.errors import InvalidInput, NotFound
-from crossborder.selectors import service
+from crossborder.selectors import bulk, service
+from crossborder.selectors.correlate import digest
 from crossborder.selectors.models import IdentOccurrence, IdentSet
 from crossborder.selectors.scopes import ScopeLabel
 
@@ -127,6 +128,7 @@ class ImportReport:
     rows: int = 0
     stored: int = 0
     invalid: int = 0
+    known_elsewhere: int = 0  # stored rows whose value other records already hold
     errors: list[str] = field(default_factory=list)
 
 
@@ -235,7 +237,9 @@ def import_csv(
     batch: list[service.Entry] = []
 
     def flush() -> None:
-        report.stored += _append(session, where, batch, default_region)
+        stored, known = _append(session, where, batch, default_region)
+        report.stored += stored
+        report.known_elsewhere += known
         if progress:
             progress(len(batch))
         batch.clear()
@@ -253,21 +257,30 @@ def import_csv(
         action="identifiers.imported",
         object_type="identifier_set",
         object_id=item.public_id,
-        details={"rows": report.rows, "stored": report.stored, "invalid": report.invalid},
+        details={
+            "rows": report.rows,
+            "stored": report.stored,
+            "invalid": report.invalid,
+            "known_elsewhere": report.known_elsewhere,
+        },
     )
     return report
 
 
 def _append(
     session: Session, where: service.Where, entries: list[service.Entry], region: str | None
-) -> int:
+) -> tuple[int, int]:
+    """Store one batch; how many rows were stored and how many of them others already hold."""
     prepared = []
     for entry in entries:
         try:
             prepared.append(service.prepare(entry, default_region=region))
         except InvalidInput:
             continue
-    return service.append_occurrences(session, where, prepared, source="imported")
+    digests = [digest(p.normalized.kind, p.normalized.canonical) for p in prepared]
+    held = bulk.known_counts(session, digests, exclude_scope=(where.scope_type, where.scope_id))
+    stored = service.append_occurrences(session, where, prepared, source="imported")
+    return stored, sum(1 for d in digests if d in held)
 
 
 def read_text(data: bytes) -> Callable[[], IO[str]]:
