@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -361,6 +361,8 @@ def custom_sco(kind: str, **properties: Any) -> dict[str, Any]:
 def category(obj: Mapping[str, Any]) -> str | None:
     """ "sdo", "sro", "sco", "smo", or None for a type unknown and not declared by extension."""
     kind = obj.get("type")
+    if not isinstance(kind, str):
+        return None
     if kind in SDO_REQUIRED:
         return "sdo"
     if kind in SRO_REQUIRED:
@@ -376,7 +378,7 @@ def category(obj: Mapping[str, Any]) -> str | None:
                 isinstance(key, str)
                 and key.startswith("extension-definition--")
                 and isinstance(ext, Mapping)
-                and ext.get("extension_type") in _NEW_TYPE_CATEGORY
+                and _is_one_of(ext.get("extension_type"), _NEW_TYPE_CATEGORY)
             ):
                 return _NEW_TYPE_CATEGORY[ext["extension_type"]]
     return None
@@ -389,6 +391,10 @@ class _Errors(list[str]):
     def add(self, message: str) -> None:
         if len(self) < MAX_ERRORS:
             self.append(message)
+
+
+def _is_one_of(value: object, choices: Collection[str]) -> bool:
+    return isinstance(value, str) and value in choices
 
 
 def _short(value: object) -> str:
@@ -551,7 +557,9 @@ def _check_extensions(obj: Mapping[str, Any], errors: _Errors) -> None:
         if key.startswith("extension-definition--"):
             if not is_stix_id(key, "extension-definition"):
                 errors.add(f"extensions: {_short(key)} is not an extension-definition id")
-            elif not isinstance(ext, dict) or ext.get("extension_type") not in EXTENSION_TYPES:
+            elif not isinstance(ext, dict) or not _is_one_of(
+                ext.get("extension_type"), EXTENSION_TYPES
+            ):
                 errors.add(
                     f"extensions.{key}: needs extension_type, one of "
                     + ", ".join(sorted(EXTENSION_TYPES))
@@ -613,7 +621,7 @@ def _check_specific(obj: Mapping[str, Any], kind: str, errors: _Errors) -> None:
             _check_marking_definition(obj, errors)
         case "extension-definition":
             types = obj.get("extension_types")
-            if isinstance(types, list) and not all(t in EXTENSION_TYPES for t in types):
+            if isinstance(types, list) and not all(_is_one_of(t, EXTENSION_TYPES) for t in types):
                 errors.add("extension_types: each one of " + ", ".join(sorted(EXTENSION_TYPES)))
         case "phone-number" | "bank-account" | "crypto-wallet":
             _check_custom_sco(obj, kind, errors)
@@ -669,7 +677,7 @@ def _check_marking_definition(obj: Mapping[str, Any], errors: _Errors) -> None:
         elif definition_type == "statement" and not isinstance(definition.get("statement"), str):
             errors.add("definition.statement: required for a statement marking")
         elif definition_type == "tlp" and (
-            obj.get("id") not in markings.TLP1_IDS
+            not _is_one_of(obj.get("id"), markings.TLP1_IDS)
             or TLP_MARKINGS[obj["id"]]["definition"] != definition
         ):
             errors.add("a TLP 1.0 marking must be one of the four defined by STIX 2.1")
@@ -739,7 +747,7 @@ def handling_errors(spec: Mapping[str, Any]) -> list[str]:
         errors.append("extension_type must be property-extension")
     codes = spec.get("handling_codes", [])
     valid_codes = {c.value for c in markings.HandlingCode}
-    if not isinstance(codes, list) or not all(c in valid_codes for c in codes):
+    if not isinstance(codes, list) or not all(_is_one_of(c, valid_codes) for c in codes):
         errors.append("handling_codes: a list of H0, H1, H2, H3")
     reliability = spec.get("source_reliability")
     if reliability is not None and reliability not in markings.SOURCE_RELIABILITY:
@@ -866,6 +874,8 @@ def identifiers_in(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
     """
     found: list[tuple[str, str]] = []
     kind = obj.get("type")
+    if not isinstance(kind, str):
+        return found
     if kind in _SCO_KINDS and isinstance(obj.get("value"), str):
         found.append((_SCO_KINDS[kind], obj["value"]))
     elif kind in _HASHED and isinstance(obj.get("hashes"), Mapping):

@@ -34,25 +34,40 @@ class ScopeResolver(Protocol):
         ...
 
 
+class DisclosingResolver(ScopeResolver, Protocol):
+    def disclosable(self, session: Session, ids: Collection[str]) -> set[str]:
+        """The ids whose mere existence may be told to others ("contact X"); a resolver
+        without this method lets every scope be named."""
+        ...
+
+
 _RESOLVERS: dict[str, ScopeResolver] = {}
 
 
 def register(scope_type: str, resolver: ScopeResolver) -> None:
+    _install_builtin()
     _RESOLVERS[scope_type] = resolver
 
 
+_INSTALLED: list[bool] = []
+
+
 def _install_builtin() -> None:
-    # Imported here, not at module level: requests depends on selectors, not the reverse.
+    if _INSTALLED:
+        return
+    _INSTALLED.append(True)
+    # Imported here, not at module level: those capabilities depend on selectors, not the reverse.
+    from crossborder.intel.service import IntelScopes
     from crossborder.requests.identifiers import RequestScopes
     from crossborder.selectors.sets import SetScopes
 
     _RESOLVERS.setdefault("request", RequestScopes())
     _RESOLVERS.setdefault("set", SetScopes())
+    _RESOLVERS.setdefault("intel", IntelScopes())
 
 
 def resolver(scope_type: str) -> ScopeResolver | None:
-    if not _RESOLVERS:
-        _install_builtin()
+    _install_builtin()
     return _RESOLVERS.get(scope_type)
 
 
@@ -83,3 +98,20 @@ def describe(
         if found is not None:
             labels |= {(scope_type, i): lab for i, lab in found.describe(session, ids).items()}
     return labels
+
+
+def disclosable(session: Session, scopes: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which scopes may be named to someone who may not open them (TLP:RED and
+    TLP:AMBER+STRICT intelligence may not: even its existence stays with its holders)."""
+    by_type: dict[str, list[str]] = {}
+    for scope_type, scope_id in scopes:
+        by_type.setdefault(scope_type, []).append(scope_id)
+    allowed: set[tuple[str, str]] = set()
+    for scope_type, ids in by_type.items():
+        found = resolver(scope_type)
+        if found is None:
+            continue
+        check = getattr(found, "disclosable", None)
+        names = set(ids) if check is None else check(session, ids)
+        allowed |= {(scope_type, i) for i in names}
+    return allowed

@@ -551,6 +551,7 @@ def correlate(
     for occ in occs:
         by_value.setdefault(occ.value_id, []).append(occ)
     allowed = scopes.visible(session, actor, {o.scope for o in occs})
+    nameable = scopes.disclosable(session, {o.scope for o in occs} - allowed)
     labels = scopes.describe(session, allowed)
     owners: set[int] = set()
     pending: list[tuple[Correlation, dict[int | None, set[tuple[str, str]]]]] = []
@@ -569,7 +570,7 @@ def correlate(
                 if relation == "prefix" and strength is rules.Strength.MATCH:
                     strength = rules.Strength.WEAK
                 if occ.scope not in allowed:
-                    if strength is not rules.Strength.MISMATCH:
+                    if strength is not rules.Strength.MISMATCH and occ.scope in nameable:
                         hidden.setdefault(occ.owner, set()).add(occ.scope)
                     continue
                 current = best.get(occ.scope)
