@@ -25,6 +25,10 @@ def body_limit(settings: Settings, path: str) -> int | None:
         return None  # these routes stream and enforce (and audit) their own limits
     if path.startswith("/api/v1/identifier-sets/") and path.endswith("/import"):
         return None  # bulk import reads and limits its own body
+    if path.startswith("/api/v1/intel/collections/") and path.endswith("/bundles"):
+        return None  # bundle import reads and limits (100 MiB) its own body
+    if path.startswith("/taxii2/"):
+        return None  # TAXII answers 413 itself, with a TAXII error body, above max_content_length
     return settings.max_body_bytes
 
 
@@ -66,6 +70,8 @@ def create_app(
     from crossborder.directory import views as directory_views
     from crossborder.federation import api as federation_api
     from crossborder.federation import views as federation_views
+    from crossborder.intel import api as intel_api
+    from crossborder.intel import taxii
     from crossborder.requests import api as requests_api
     from crossborder.requests import views as requests_views
     from crossborder.selectors import api as selectors_api
@@ -86,10 +92,12 @@ def create_app(
     app.include_router(selectors_views.router)
     app.include_router(federation_views.router)
     app.include_router(federation_api.router)
+    app.include_router(taxii.router)
     app.include_router(auth_api.router, prefix="/api/v1")
     app.include_router(directory_api.router, prefix="/api/v1")
     app.include_router(audit_api.router, prefix="/api/v1")
     app.include_router(requests_api.router, prefix="/api/v1")
     app.include_router(selectors_api.router, prefix="/api/v1")
+    app.include_router(intel_api.router, prefix="/api/v1")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -1,7 +1,7 @@
 """`crossborder worker`: periodic sweeps — expired sessions and login attempts, request
 deadline clocks (overdue / due soon), identifiers in new attachments, stale partial uploads,
-federation outbox delivery and inbox retries. Each sweep calls services only and runs in its
-own transactions."""
+federation outbox delivery and inbox retries, intelligence feeds that are due. Each sweep
+calls services only and runs in its own transactions."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from crossborder.auth import service as auth_service
 from crossborder.db.session import make_engine, make_session_factory
 from crossborder.evidence import storage
 from crossborder.federation import service as federation_service
+from crossborder.intel import feeds as intel_feeds
 from crossborder.requests import identifiers as request_identifiers
 from crossborder.requests import service as requests_service
 from crossborder.settings import Settings
@@ -37,8 +38,10 @@ def sweep_once(settings: Settings, session_factory: Callable[[], object]) -> dic
     stale = storage.remove_stale_temp_files(storage.evidence_root(settings.data_dir))
     install_message_handlers()
     delivered = federation_service.run_cycle(settings, session_factory)  # type: ignore[arg-type]
+    pulled = intel_feeds.run_due(settings, session_factory)  # type: ignore[arg-type]
     return {
         **delivered,
+        **pulled,
         "expired_sessions": purged.sessions,
         "old_login_attempts": purged.login_attempts,
         "clocks_checked": clocks.checked,
