@@ -35,10 +35,12 @@ def body_limit(settings: Settings, path: str) -> int | None:
 def install_message_handlers() -> None:
     """Route federation message types to their capabilities (idempotent)."""
     from crossborder.federation import service as federation_service
+    from crossborder.intel import exchange as intel_exchange
     from crossborder.requests import exchange
 
     federation_service.install_builtin_handlers()
     exchange.register()
+    intel_exchange.register()
 
 
 def create_app(
