@@ -74,6 +74,7 @@ def create_app(
     from crossborder.federation import views as federation_views
     from crossborder.intel import api as intel_api
     from crossborder.intel import taxii
+    from crossborder.intel import views as intel_views
     from crossborder.requests import api as requests_api
     from crossborder.requests import views as requests_views
     from crossborder.selectors import api as selectors_api
@@ -92,6 +93,7 @@ def create_app(
     app.include_router(directory_views.router)
     app.include_router(requests_views.router)
     app.include_router(selectors_views.router)
+    app.include_router(intel_views.router)
     app.include_router(federation_views.router)
     app.include_router(federation_api.router)
     app.include_router(taxii.router)
