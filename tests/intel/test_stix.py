@@ -237,12 +237,14 @@ def test_null_and_empty_lists_and_bad_names_are_refused() -> None:
     assert any("'Bad'" in e for e in errors)
 
 
-def test_pattern_verdicts_are_cached() -> None:
-    stix.pattern_errors.cache_clear()
+def test_a_pattern_is_parsed_once_for_its_verdict_and_its_identifiers() -> None:
+    stix._analyse_pattern.cache_clear()
+    stix.pattern_identifiers.cache_clear()
     for _ in range(3):
         stix.validate(_base())
-    info = stix.pattern_errors.cache_info()
-    assert (info.misses, info.hits) == (1, 2)
+        stix.identifiers_in(_base())
+    info = stix._analyse_pattern.cache_info()
+    assert info.misses == 1  # one parse, whatever asks
 
 
 _json = st.recursive(

@@ -606,13 +606,17 @@ def _index(
             except InvalidInput:
                 continue
             prepared.setdefault(scope, []).append(item)
-    selectors.ensure_values(session, (p.normalized for items in prepared.values() for p in items))
     # Whom another officer is told to contact: the originator if it is an authority in the
     # directory, else (a vendor's feed) the authority that holds the collection.
     contact = origin if origin is not None and origin > 0 else collection.owner_authority_id
-    for scope, items in prepared.items():
-        where = selectors.Where("intel", scope, "intel", scope, contact)
-        selectors.append_occurrences(session, where, items, source=source)
+    selectors.append_many(
+        session,
+        [
+            (selectors.Where("intel", scope, "intel", scope, contact), items)
+            for scope, items in prepared.items()
+        ],
+        source=source,
+    )
 
 
 @atomic

@@ -651,18 +651,38 @@ def _check_indicator(obj: Mapping[str, Any], errors: _Errors) -> None:
             errors.add(f"pattern: {message}")
 
 
-@lru_cache(maxsize=65_536)
 def pattern_errors(pattern: str) -> tuple[str, ...]:
     """The verdict of ``stix2patterns`` on a STIX 2.1 pattern (cached per pattern string)."""
+    return _analyse_pattern(pattern)[0]
+
+
+@lru_cache(maxsize=65_536)
+def _analyse_pattern(pattern: str) -> tuple[tuple[str, ...], Any]:
+    """Parse a pattern once: (errors, the inspector's pattern data or None).
+
+    The same checks as ``stix2patterns.validator.run_validator`` (grammar, observed objects,
+    duplicate qualifiers), from one parse tree that also yields the comparisons.
+    """
     if len(pattern) > MAX_PATTERN_LENGTH:
-        return (f"longer than {MAX_PATTERN_LENGTH:,} characters",)
-    from stix2patterns.validator import run_validator
+        return (f"longer than {MAX_PATTERN_LENGTH:,} characters",), None
+    from stix2patterns.exceptions import ParseException
+    from stix2patterns.v21 import object_validator
+    from stix2patterns.v21.pattern import Pattern  # stix2patterns.pattern is STIX 2.0's
+    from stix2patterns.v21.validator import DuplicateQualifierTypeError, ValidationListener
 
     try:
-        found = run_validator(pattern, stix_version="2.1")
+        parsed = Pattern(pattern)
+        data = parsed.inspect()
+    except ParseException as exc:
+        return (str(exc).removeprefix("FAIL: "),), None
     except Exception:  # the ANTLR runtime can raise on pathological input
-        return ("the pattern could not be parsed",)
-    return tuple(str(m).removeprefix("FAIL: ") for m in found)
+        return ("the pattern could not be parsed",), None
+    errors = [str(m).removeprefix("FAIL: ") for m in object_validator.verify_object(data)]
+    try:
+        parsed.walk(ValidationListener())
+    except DuplicateQualifierTypeError as exc:
+        errors.insert(0, str(exc.args[0]))
+    return tuple(errors), (None if errors else data)
 
 
 def _check_marking_definition(obj: Mapping[str, Any], errors: _Errors) -> None:
@@ -914,11 +934,8 @@ def _literal(text: str) -> str | None:
 @lru_cache(maxsize=16_384)
 def pattern_identifiers(pattern: str) -> tuple[tuple[str, str], ...]:
     """(kind, value) of the simple equality comparisons of a valid STIX pattern."""
-    from stix2patterns.v21.pattern import Pattern  # stix2patterns.pattern is STIX 2.0's
-
-    try:
-        data = Pattern(pattern).inspect()
-    except Exception:  # an invalid pattern holds no identifiers we trust
+    data = _analyse_pattern(pattern)[1]
+    if data is None:  # an invalid pattern holds no identifiers we trust
         return ()
     found: list[tuple[str, str]] = []
     for obj_type, comparisons in data.comparisons.items():

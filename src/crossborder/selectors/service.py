@@ -283,9 +283,25 @@ def append_occurrences(
     session: Session, where: Where, prepared: Sequence[Prepared], *, source: str
 ) -> int:
     """Insert occurrences of already-normalised entries (no removal); returns how many."""
-    if not prepared:
-        return 0
-    ids = ensure_values(session, (p.normalized for p in prepared))
+    return append_many(session, [(where, prepared)], source=source)
+
+
+def append_many(
+    session: Session, batches: Sequence[tuple[Where, Sequence[Prepared]]], *, source: str
+) -> int:
+    """Insert the occurrences of many records at once: one value upsert, chunked inserts."""
+    ids = ensure_values(session, (p.normalized for _w, items in batches for p in items))
+    rows: list[dict[str, Any]] = []
+    for where, prepared in batches:
+        rows += _occurrence_rows(where, prepared, ids, source)
+    for part in _chunks(rows):
+        session.execute(insert(IdentOccurrence), list(part))
+    return len(rows)
+
+
+def _occurrence_rows(
+    where: Where, prepared: Sequence[Prepared], ids: dict[bytes, int], source: str
+) -> list[dict[str, Any]]:
     seen: set[tuple[Any, ...]] = set()
     rows: list[dict[str, Any]] = []
     for p in prepared:
@@ -311,9 +327,7 @@ def append_occurrences(
                 "time_zone": p.entry.time_zone,
             }
         )
-    for part in _chunks(rows):
-        session.execute(insert(IdentOccurrence), list(part))
-    return len(rows)
+    return rows
 
 
 def remove_record(session: Session, record_type: str, record_id: str) -> int:
