@@ -31,6 +31,7 @@ from crossborder.audit.service import record
 from crossborder.auth.permissions import Permission, Principal, Role, require
 from crossborder.core.errors import InvalidInput, NotFound
 from crossborder.directory.models import Authority
+from crossborder.federation import parties
 from crossborder.federation import service as federation
 from crossborder.federation.envelope import Envelope
 from crossborder.intel import markings, service
@@ -46,14 +47,6 @@ class ShareResult:
     sent: int = 0
     messages: int = 0
     left_out: dict[str, str] = field(default_factory=dict)  # stix id -> reason
-
-
-def _authority_ref(authority: Authority) -> dict[str, str | None]:
-    return {
-        "state": authority.state.alpha2 if authority.state else None,
-        "short_name": authority.short_name,
-        "name": authority.name,
-    }
 
 
 def _size(obj: dict[str, Any]) -> int:
@@ -99,8 +92,8 @@ def share(
             to_node_id=int(target.node_id or 0),
             type=OBJECTS,
             body={
-                "from_authority": _authority_ref(me),
-                "to_authority": _authority_ref(target),
+                "from_authority": parties.authority_ref(me),
+                "to_authority": parties.authority_ref(target),
                 "actor": actor.username,
                 "objects": list(batch),
             },
@@ -160,12 +153,10 @@ def _inbox_collection(
 
 
 def on_objects(session: Session, envelope: Envelope, body: dict[str, Any]) -> None:
-    from crossborder.requests.exchange import _authority, _sender_node, _served_by
-
-    node = _sender_node(session, envelope)
-    sender = _authority(session, body.get("from_authority"), field="from_authority")
-    _served_by(sender, node)
-    receiver = _authority(session, body.get("to_authority"), field="to_authority")
+    node = parties.sender_node(session, envelope)
+    sender = parties.named_authority(session, body.get("from_authority"), field="from_authority")
+    parties.check_served_by(sender, node, field="from_authority")
+    receiver = parties.named_authority(session, body.get("to_authority"), field="to_authority")
     if not receiver.is_local:
         raise InvalidInput("the addressed authority is not served by this node")
     objects = body.get("objects")

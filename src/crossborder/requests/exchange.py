@@ -44,6 +44,7 @@ from crossborder.directory.models import Authority, Node
 from crossborder.evidence import service as evidence
 from crossborder.evidence import storage
 from crossborder.evidence.models import Attachment, CustodyKind
+from crossborder.federation import parties
 from crossborder.federation import service as federation
 from crossborder.federation.envelope import Envelope
 from crossborder.requests import catalogue, identifiers, lifecycle
@@ -96,14 +97,6 @@ def _route(req: CooperationRequest, side: lifecycle.Side) -> tuple[int, Authorit
     return node_id, req.sender if sending else req.receiver
 
 
-def _authority_ref(authority: Authority) -> dict[str, str | None]:
-    return {
-        "state": authority.state.alpha2 if authority.state else None,
-        "short_name": authority.short_name,
-        "name": authority.name,
-    }
-
-
 def _ts(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -115,8 +108,8 @@ def announce_submitted(session: Session, req: CooperationRequest, actor: Princip
     body: dict[str, Any] = {name: getattr(req, name) for name in _FIELDS}
     body.update(
         {
-            "sender": _authority_ref(req.sender),
-            "receiver": _authority_ref(req.receiver),
+            "sender": parties.authority_ref(req.sender),
+            "receiver": parties.authority_ref(req.receiver),
             "submitted_at": _ts(req.submitted_at),
             "requested_response_by": _ts(req.requested_response_by),
             "actor": actor.username,
@@ -150,7 +143,7 @@ def announce_transition(
             "public_id": req.public_id,
             "action": action.value,
             "from_status": from_status.value,
-            "acting_authority": _authority_ref(acting),
+            "acting_authority": parties.authority_ref(acting),
             "actor": actor.username,
             "roles": sorted(r.value for r in actor.roles),
             "ground": ground,
@@ -176,7 +169,7 @@ def announce_message(
         type=MESSAGE,
         body={
             "public_id": req.public_id,
-            "acting_authority": _authority_ref(acting),
+            "acting_authority": parties.authority_ref(acting),
             "author": message.author_label,
             "body": message.body,
             "at": message.created_at.isoformat(),
@@ -208,7 +201,7 @@ def announce_attachment(
                 type=ATTACHMENT_CHUNK,
                 body={
                     "public_id": req.public_id,
-                    "acting_authority": _authority_ref(acting),
+                    "acting_authority": parties.authority_ref(acting),
                     "author": actor.username,
                     "attachment_id": attachment.public_id,
                     "filename": attachment.filename,
@@ -232,34 +225,6 @@ def announce_attachment(
 
 
 # --------------------------------------------------------------------------- receiving side
-
-
-def _sender_node(session: Session, envelope: Envelope) -> Node:
-    node = session.scalars(select(Node).where(Node.fingerprint == envelope.sender)).first()
-    if node is None:
-        raise NotFound("the sending node is not in the directory")
-    return node
-
-
-def _authority(session: Session, ref: object, *, field: str) -> Authority:
-    if not isinstance(ref, dict) or not isinstance(ref.get("short_name"), str):
-        raise InvalidInput("an authority is named by its state and short name", field=field)
-    stmt = select(Authority).where(Authority.short_name == ref["short_name"])
-    found = [
-        a
-        for a in session.scalars(stmt).unique()
-        if (a.state.alpha2 if a.state else None) == ref.get("state")
-    ]
-    if len(found) != 1:
-        raise NotFound(f"authority {ref['short_name']} is not (uniquely) in this directory")
-    return found[0]
-
-
-def _served_by(authority: Authority, node: Node) -> None:
-    if authority.node_id != node.id or authority.is_local:
-        raise InvalidInput(
-            f"node {node.name} does not serve {authority.short_name}", field="acting_authority"
-        )
 
 
 def _remote_actor(authority: Authority, node: Node, label: object, roles: object) -> Principal:
@@ -287,10 +252,10 @@ def _when(value: object) -> datetime | None:
 def on_submitted(session: Session, envelope: Envelope, body: dict[str, Any]) -> None:
     from crossborder.requests import service
 
-    node = _sender_node(session, envelope)
-    sender = _authority(session, body.get("sender"), field="sender")
-    _served_by(sender, node)
-    receiver = _authority(session, body.get("receiver"), field="receiver")
+    node = parties.sender_node(session, envelope)
+    sender = parties.named_authority(session, body.get("sender"), field="sender")
+    parties.check_served_by(sender, node)
+    receiver = parties.named_authority(session, body.get("receiver"), field="receiver")
     if not receiver.is_local:
         raise InvalidInput("the receiving authority is not served by this node", field="receiver")
     public_id = str(body.get("public_id", ""))
@@ -317,12 +282,14 @@ def on_submitted(session: Session, envelope: Envelope, body: dict[str, Any]) -> 
 def on_transition(session: Session, envelope: Envelope, body: dict[str, Any]) -> None:
     from crossborder.requests import service
 
-    node = _sender_node(session, envelope)
+    node = parties.sender_node(session, envelope)
     req = service.find(session, str(body.get("public_id", "")), lock=True)
     if req is None:
         raise NotFound("the request has not arrived yet")  # retried: out-of-order delivery
-    acting = _authority(session, body.get("acting_authority"), field="acting_authority")
-    _served_by(acting, node)
+    acting = parties.named_authority(
+        session, body.get("acting_authority"), field="acting_authority"
+    )
+    parties.check_served_by(acting, node)
     if acting.id not in (req.sender_authority_id, req.receiver_authority_id):
         raise InvalidInput("the acting authority is not a party to this request")
     if req.status != body.get("from_status"):
@@ -347,12 +314,14 @@ def on_transition(session: Session, envelope: Envelope, body: dict[str, Any]) ->
 def on_message(session: Session, envelope: Envelope, body: dict[str, Any]) -> None:
     from crossborder.requests import service
 
-    node = _sender_node(session, envelope)
+    node = parties.sender_node(session, envelope)
     req = service.find(session, str(body.get("public_id", "")))
     if req is None:
         raise NotFound("the request has not arrived yet")
-    acting = _authority(session, body.get("acting_authority"), field="acting_authority")
-    _served_by(acting, node)
+    acting = parties.named_authority(
+        session, body.get("acting_authority"), field="acting_authority"
+    )
+    parties.check_served_by(acting, node)
     text = body.get("body")
     if not isinstance(text, str) or not text.strip() or len(text) > 20_000:
         raise InvalidInput("a message has a body of 1 to 20,000 characters")
@@ -399,12 +368,14 @@ def on_attachment_chunk(session: Session, envelope: Envelope, body: dict[str, An
     record it with a "received" custody event. Chunks may arrive in any order or twice."""
     from crossborder.requests import service
 
-    node = _sender_node(session, envelope)
+    node = parties.sender_node(session, envelope)
     req = service.find(session, str(body.get("public_id", "")))
     if req is None:
         raise NotFound("the request has not arrived yet")
-    acting = _authority(session, body.get("acting_authority"), field="acting_authority")
-    _served_by(acting, node)
+    acting = parties.named_authority(
+        session, body.get("acting_authority"), field="acting_authority"
+    )
+    parties.check_served_by(acting, node)
     if acting.id not in (req.sender_authority_id, req.receiver_authority_id):
         raise InvalidInput("the acting authority is not a party to this request")
     attachment_id, index, count, size, sha256 = _chunk_fields(body)
