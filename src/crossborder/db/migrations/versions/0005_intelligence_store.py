@@ -123,7 +123,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("intel_objects", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_intel_objects_added", ["collection_id", "date_added"], unique=False
+            "ix_intel_objects_added", ["collection_id", "date_added", "id"], unique=False
         )
         batch_op.create_index("ix_intel_objects_type", ["collection_id", "type"], unique=False)
 
