@@ -20,8 +20,11 @@ a pattern on an IPv4 address, a domain name or a file's SHA-256, valid ids and t
    the API root's ``max_content_length``); the rate counts the POST round trips only (the
    envelopes are built between them, untimed). Then the first page (``limit=100``) without
    filters, with ``match[type]``, with ``added_after`` (the middle object, as above) and with
-   both: one warm-up and the median of ``--repeat`` (5). ``--explain`` prints the database's
-   plan of the first page's query (captured from ``service.query`` run in this process).
+   both, and with a type that is not there: one warm-up and the median of ``--repeat`` (5).
+   ``--explain`` prints the database's plan of the first page's query (captured from
+   ``service.query`` run in this process). Then the same first pages again after ``ANALYZE``
+   (unless ``--no-analyze``): nothing in the project analyses the database, and the
+   PostgreSQL server may run without autovacuum (the header says).
    On SQLite (a file in a temporary directory) by default; ``--postgres`` runs parts 2 and 3
    on a throwaway PostgreSQL database ``bench_taxii_<pid>`` instead (created from
    ``--database-url``, dropped after every size), ``--backends sqlite,postgresql`` on both.
@@ -669,16 +672,37 @@ def part_large(args: argparse.Namespace, tmp: Path, backend: str, n: int) -> Non
                 f"{_median(lat[-tenth:]) * 1000:,.0f} ms in the last tenth"
             )
             print(f"  {server.notes[-1]}; database {_db_size(url)}")
-            for title, template in _VARIANTS:
-                filters = _filters(template, done.middle)
-                timings, size = first_pages(server, args.repeat, **filters)
-                spread = ", ".join(f"{t * 1000:.0f}" for t in timings)
-                print(
-                    f"  first page limit=100, {title:27} {_ms(_median(timings)):>10} "
-                    f"(median of {len(timings)}: {spread} ms; {size} objects)"
-                )
+            first_page_table(server, args.repeat, done.middle, "")
             if args.explain:
                 explain(url, node, done.middle)
+            if not args.no_analyze:
+                started = time.perf_counter()
+                analyze(url)
+                print(f"  ANALYZE of the whole database: {time.perf_counter() - started:.1f} s")
+                first_page_table(server, args.repeat, done.middle, "after ANALYZE, ")
+
+
+def first_page_table(server: Server, repeat: int, middle: str, prefix: str) -> None:
+    for title, template in _VARIANTS:
+        timings, size = first_pages(server, repeat, **_filters(template, middle))
+        spread = ", ".join(f"{t * 1000:.0f}" for t in timings)
+        print(
+            f"  {prefix}first page limit=100, {title:27} {_ms(_median(timings)):>10} "
+            f"(median of {len(timings)}: {spread} ms; {size} objects)"
+        )
+
+
+def analyze(url: str) -> None:
+    """What autovacuum would do on PostgreSQL (it is off on some servers); sqlite_stat1 on
+    SQLite, which nothing in the project writes."""
+    if url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            conn.execute("ANALYZE")
+            conn.commit()
+        return
+    with _pg_connect(url) as conn:
+        conn.autocommit = True
+        conn.execute("ANALYZE")
 
 
 def explain(url: str, node: Node, middle: str) -> None:
@@ -814,10 +838,11 @@ def part_bundle(args: argparse.Namespace, tmp: Path, backend: str) -> None:
 def _pg_version(url: str) -> str | None:
     try:
         with _pg_connect(url) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
+            version = conn.execute("SHOW server_version").fetchone()
+            autovacuum = conn.execute("SHOW autovacuum").fetchone()
     except Exception:  # any failure means "not here"
         return None
-    return str(row[0])
+    return f"{version[0]} (autovacuum {autovacuum[0]})"
 
 
 def _code_digest() -> str:
@@ -852,6 +877,9 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_PG_URL, help="PostgreSQL maintenance URL")
     parser.add_argument("--no-medallion", action="store_true", help="part 1 without medallion")
     parser.add_argument("--explain", action="store_true", help="part 2: print query plans")
+    parser.add_argument(
+        "--no-analyze", action="store_true", help="part 2: no second round after ANALYZE"
+    )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--quick", action="store_true", help="500 / 5,000 / 5,000, to try it out")
     args = parser.parse_args()
