@@ -8,7 +8,7 @@ from crossborder.audit import service as audit_service
 from crossborder.audit.chain import VerifyResult
 from crossborder.auth import service as auth_service
 from crossborder.auth.permissions import SYSTEM
-from crossborder.cli.context import session_scope
+from crossborder.cli.context import act_as, session_scope
 from crossborder.core.errors import InvalidInput, NotFound
 from crossborder.directory.models import Authority
 from crossborder.settings import Settings
@@ -60,10 +60,7 @@ def create_token(
     settings: Settings, *, username: str, name: str, scopes: list[str], days: int
 ) -> str:
     with session_scope(settings) as session:
-        user = auth_service.find_user(session, username)
-        if user is None or not user.is_active:
-            raise NotFound(f"no active user '{username}'")
-        actor = auth_service.principal_for(user, via="cli")
+        actor = act_as(session, username)
         _token, raw = auth_service.create_token(
             session, actor=actor, name=name, scopes=scopes, expires_in_days=days
         )

@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from crossborder.core.errors import DomainError
+from crossborder.auth import service as auth_service
+from crossborder.auth.permissions import Principal
+from crossborder.core.errors import DomainError, NotFound
 from crossborder.db.migrate import is_up_to_date, upgrade
 from crossborder.db.session import make_engine, make_session_factory
 from crossborder.federation import identity
@@ -54,3 +56,11 @@ def session_scope(settings: Settings) -> Iterator[Session]:
     finally:
         session.close()
         engine.dispose()
+
+
+def act_as(session: Session, username: str) -> Principal:
+    """The principal of an active user, for commands run ``--as`` that user."""
+    user = auth_service.find_user(session, username)
+    if user is None or not user.is_active:
+        raise NotFound(f"no active user '{username}'")
+    return auth_service.principal_for(user, via="cli")

@@ -11,10 +11,9 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from crossborder.auth import service as auth_service
 from crossborder.auth.permissions import Principal
 from crossborder.cli import context
-from crossborder.core.errors import InvalidInput, NotFound
+from crossborder.core.errors import InvalidInput
 from crossborder.db.session import unit_of_work
 from crossborder.requests.identifiers import region_of, scan_attachments
 from crossborder.requests.schemas import IdentifierKind
@@ -71,13 +70,6 @@ def extract_command(
 # --- the index: sets, bulk import, lookups, warning lists -------------------------------------
 
 
-def _actor(session: Session, username: str) -> Principal:
-    user = auth_service.find_user(session, username)
-    if user is None or not user.is_active:
-        raise NotFound(f"no active user '{username}'")
-    return auth_service.principal_for(user, via="cli")
-
-
 def _region(session: Session, actor: Principal, region: str | None) -> str | None:
     return region or region_of(session, actor.authority_id)
 
@@ -114,7 +106,7 @@ def import_command(
     settings = context.settings()
     context.require_migrated(settings)
     with context.session_scope(settings) as session, unit_of_work(session):
-        actor = _actor(session, as_user)
+        actor = context.act_as(session, as_user)
         kept = (
             sets.create_set(session, actor, name=set_name)
             if set_name is not None
@@ -163,7 +155,7 @@ def where_command(
     settings = context.settings()
     context.require_migrated(settings)
     with context.session_scope(settings) as session, unit_of_work(session):
-        actor = _actor(session, as_user)
+        actor = context.act_as(session, as_user)
         result = service.lookup(
             session,
             actor,
@@ -235,7 +227,7 @@ def warn_command(
     settings = context.settings()
     context.require_migrated(settings)
     with context.session_scope(settings) as session, unit_of_work(session):
-        actor = _actor(session, as_user)
+        actor = context.act_as(session, as_user)
         if remove:
             service.remove_local_warning(session, actor, kind=kind.value, value=value)
             typer.echo("removed")

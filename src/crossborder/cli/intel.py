@@ -8,13 +8,10 @@ from typing import Annotated
 
 import orjson
 import typer
-from sqlalchemy.orm import Session
 
-from crossborder.auth import service as auth_service
-from crossborder.auth.permissions import Principal
 from crossborder.cli import context
 from crossborder.cli.intel_feeds import feeds_app, misp_app
-from crossborder.core.errors import InvalidInput, NotFound
+from crossborder.core.errors import InvalidInput
 from crossborder.db.session import unit_of_work
 from crossborder.intel import bundles, service
 
@@ -35,13 +32,6 @@ CollectionRef = Annotated[
 ]
 
 
-def _actor(session: Session, username: str) -> Principal:
-    user = auth_service.find_user(session, username)
-    if user is None or not user.is_active:
-        raise NotFound(f"no active user '{username}'")
-    return auth_service.principal_for(user, via="cli")
-
-
 @collection_app.command("create")
 def create_command(
     title: Annotated[str, typer.Argument(help="The collection's title.")],
@@ -53,7 +43,7 @@ def create_command(
     settings = context.settings()
     context.require_migrated(settings)
     with context.session_scope(settings) as session, unit_of_work(session):
-        actor = _actor(session, as_user)
+        actor = context.act_as(session, as_user)
         item = service.create_collection(
             session, actor, title=title, description=description, alias=alias
         )
@@ -83,7 +73,7 @@ def grant_command(
     settings = context.settings()
     context.require_migrated(settings)
     with context.session_scope(settings) as session, unit_of_work(session):
-        actor = _actor(session, as_user)
+        actor = context.act_as(session, as_user)
         item = service.get_collection(session, actor, ref)
         authority_id = service.find_authority(session, authority).id if authority else None
         service.grant(
@@ -106,7 +96,7 @@ def list_command(as_user: AsUser) -> None:
     settings = context.settings()
     context.require_migrated(settings)
     with context.session_scope(settings) as session:
-        actor = _actor(session, as_user)
+        actor = context.act_as(session, as_user)
         found = service.list_collections(session, actor)
         for item in found:
             rights = ("r" if item.can_read else "-") + ("w" if item.can_write else "-")
@@ -129,7 +119,7 @@ def import_command(
     context.require_migrated(settings)
     objects = bundles.read_source(source)
     with context.session_scope(settings) as session:
-        actor = _actor(session, as_user)
+        actor = context.act_as(session, as_user)
         item = service.get_collection(session, actor, collection)
         service.require_write(session, actor, item)
         with typer.progressbar(length=len(objects), label="importing", file=sys.stderr) as bar:
@@ -162,7 +152,7 @@ def export_command(
     settings = context.settings()
     context.require_migrated(settings)
     with context.session_scope(settings) as session, unit_of_work(session):
-        actor = _actor(session, as_user)
+        actor = context.act_as(session, as_user)
         item = service.get_collection(session, actor, collection)
         bundle, left_out = service.export_bundle(
             session,

@@ -23,12 +23,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session
 
-from crossborder.auth import service as auth_service
-from crossborder.auth.permissions import Principal
 from crossborder.cli import context
-from crossborder.core.errors import InvalidInput, NotFound
+from crossborder.core.errors import InvalidInput
 from crossborder.db.session import make_engine, make_session_factory, unit_of_work
 from crossborder.intel import feeds, markings, misp, service
 from crossborder.intel.models import IntelCollection
@@ -56,13 +53,6 @@ class Direction(StrEnum):
 class ExportAudience(StrEnum):
     PARTNER = "partner"
     PUBLIC = "public"
-
-
-def _actor(session: Session, username: str) -> Principal:
-    user = auth_service.find_user(session, username)
-    if user is None or not user.is_active:
-        raise NotFound(f"no active user '{username}'")
-    return auth_service.principal_for(user, via="cli")
 
 
 def _read_secret(label: str) -> str:
@@ -131,7 +121,7 @@ def feed_add(
     settings = context.settings()
     context.require_migrated(settings)
     with context.session_scope(settings) as session, unit_of_work(session):
-        actor = _actor(session, as_user)
+        actor = context.act_as(session, as_user)
         feed = feeds.add_feed(
             session,
             actor,
@@ -161,7 +151,7 @@ def feed_list(
     settings = context.settings()
     context.require_migrated(settings)
     with context.session_scope(settings) as session, unit_of_work(session):
-        actor = _actor(session, as_user)
+        actor = context.act_as(session, as_user)
         rows = []
         for feed in feeds.list_feeds(session, actor):
             local = session.get(IntelCollection, feed.collection_id)
@@ -209,7 +199,7 @@ def feed_run(
     settings = context.settings()
     context.require_migrated(settings)
     with context.session_scope(settings) as session, unit_of_work(session):
-        actor = _actor(session, as_user)
+        actor = context.act_as(session, as_user)
         names = (
             [feeds.get_feed(session, actor, name).name]
             if name is not None
@@ -237,7 +227,7 @@ def _switch(name: str, as_user: str, *, enabled: bool) -> None:
     settings = context.settings()
     context.require_migrated(settings)
     with context.session_scope(settings) as session, unit_of_work(session):
-        feeds.set_enabled(session, _actor(session, as_user), name, enabled=enabled)
+        feeds.set_enabled(session, context.act_as(session, as_user), name, enabled=enabled)
     typer.echo(f"feed {name} {'enabled' if enabled else 'disabled'}")
 
 
@@ -294,7 +284,7 @@ def misp_import(
     settings = context.settings()
     context.require_migrated(settings)
     with context.session_scope(settings) as session, unit_of_work(session):
-        actor = _actor(session, as_user)
+        actor = context.act_as(session, as_user)
         target = service.get_collection(session, actor, collection)
         result = misp.import_misp_event(session, actor, target, data)
     typer.echo(
@@ -322,7 +312,7 @@ def misp_import_feed(
     context.require_migrated(settings)
     with context.session_scope(settings) as session:
         with unit_of_work(session):
-            actor = _actor(session, as_user)
+            actor = context.act_as(session, as_user)
             target = service.get_collection(session, actor, collection)
         result = misp.import_misp_feed(session, actor, target, source, since=since)
     for event in result.events:
@@ -362,7 +352,7 @@ def misp_export(
         else markings.AudienceKind.PARTNER
     )
     with context.session_scope(settings) as session, unit_of_work(session):
-        actor = _actor(session, as_user)
+        actor = context.act_as(session, as_user)
         source = service.get_collection(session, actor, collection)
         result = misp.export_misp(
             session,
