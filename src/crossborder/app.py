@@ -36,11 +36,13 @@ def install_message_handlers() -> None:
     """Route federation message types to their capabilities (idempotent)."""
     from crossborder.federation import service as federation_service
     from crossborder.intel import exchange as intel_exchange
+    from crossborder.matching import exchange as matching_exchange
     from crossborder.requests import exchange
 
     federation_service.install_builtin_handlers()
     exchange.register()
     intel_exchange.register()
+    matching_exchange.register()
 
 
 def create_app(

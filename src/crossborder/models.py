@@ -6,6 +6,7 @@ from crossborder.directory import models as directory_models
 from crossborder.evidence import models as evidence_models
 from crossborder.federation import models as federation_models
 from crossborder.intel import models as intel_models
+from crossborder.matching import models as matching_models
 from crossborder.requests import models as requests_models
 from crossborder.selectors import models as selectors_models
 
@@ -16,6 +17,7 @@ __all__ = [
     "evidence_models",
     "federation_models",
     "intel_models",
+    "matching_models",
     "requests_models",
     "selectors_models",
 ]

@@ -41,6 +41,9 @@ class Permission(StrEnum):
     INTEL_READ = "intel:read"
     INTEL_WRITE = "intel:write"  # add objects, import bundles
     INTEL_MANAGE = "intel:manage"  # collections and who may read or write them
+    # Hit/no-hit with partners: asking needs a purpose and a case; answering is the node's.
+    MATCHING_QUERY = "matching:query"  # ask partners which identifiers they hold
+    MATCHING_MANAGE = "matching:manage"  # what this node answers: limits, opt-outs, refresh
 
 
 _EVERYONE = {
@@ -56,6 +59,7 @@ _CASEWORK = {
     Permission.IDENTIFIERS_READ,
     Permission.IDENTIFIERS_WRITE,
     Permission.INTEL_READ,
+    Permission.MATCHING_QUERY,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -89,6 +93,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.FEDERATION_MANAGE,
             Permission.IDENTIFIERS_MANAGE,
             Permission.INTEL_MANAGE,
+            Permission.MATCHING_MANAGE,
         }
     ),
 }
