@@ -183,10 +183,10 @@ def parse_request(data: bytes, *, max_elements: int) -> Any:
     except DecodeError:
         raise ProtocolError("the request is not a PSI request") from None
     count = len(request.encrypted_elements)
-    if not request.reveal_intersection:
-        raise ProtocolError("the request must ask for the intersection itself")
     if count == 0:
         raise ProtocolError("the request holds no elements")
+    if not request.reveal_intersection:
+        raise ProtocolError("the request must ask for the intersection itself")
     if count > max_elements:
         raise TooLarge(f"the request holds {count} elements; at most {max_elements}")
     if any(len(e) != POINT_BYTES for e in request.encrypted_elements):
