@@ -11,6 +11,7 @@ both nodes' copies and exits non-zero if they disagree.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
@@ -284,6 +285,47 @@ def _walk(vn: DemoNode, au: DemoNode, echo: Echo) -> str:
     return ref
 
 
+def _hit_no_hit(vn: DemoNode, au: DemoNode, echo: Echo) -> int:
+    """Viet Nam asks Australia which of three identifiers it holds; Australia holds one."""
+    from crossborder.matching import service as matching
+    from crossborder.selectors import sets
+
+    echo("Hit/no-hit from Viet Nam to Australia (private set intersection):")
+    with au.factory() as session, unit_of_work(session):
+        jack = au.principal("jack")
+        seized = sets.create_set(session, jack, name="Seized phone, operation Coral")
+        rows = "type,value\nphone,+84 91 234 5678\ncrypto,TQrY8tryqsYVCYS3MFbtffiPp2ccyn4STm\n"
+        sets.import_csv(session, jack, seized, lambda: io.StringIO(rows))
+    with au.factory() as session:
+        built = matching.refresh(session, au.settings.data_dir, au.authority_id("AU-AFP"))
+    echo(f"  {au.title:<14} encrypted set ready: {built.elements} elements")
+    asked = [("phone", "0912 345 678"), ("phone", "+84 90 000 0001"), ("domain", "example.org")]
+    with vn.factory() as session:
+        sent = matching.send_query(
+            session,
+            vn.principal("linh"),
+            vn.settings.data_dir,
+            purpose="Investment fraud ring: who else has met these identifiers?",
+            case_reference="A05-2026-0117",
+            offences=[{"code": "THEFT_FRAUD", "max_penalty_years": 12}],
+            identifiers=[matching.ItemIn(kind, value) for kind, value in asked],
+        )
+        query_id = sent.query.public_id
+    echo(
+        f"  {vn.title:<14} linh asked {len(sent.targets)} partner(s) about {len(asked)} identifiers"
+    )
+    _deliver(vn, echo)
+    _deliver(au, echo)
+    with vn.factory() as session:
+        view = matching.get_query(session, vn.principal("linh"), query_id)
+        hits = [(h.item.raw, h.partner.short_name, h.hit.strength) for h in view.hits]
+    for raw, partner, strength in hits:
+        echo(f"  {vn.title:<14} hit: {raw} is held by {partner} ({strength})")
+    expected = [("0912 345 678", "AU-AFP", "match")]
+    echo("The hit is the one expected." if hits == expected else f"Unexpected hits: {hits}")
+    return 0 if hits == expected else 1
+
+
 def _compare(vn: DemoNode, au: DemoNode, ref: str, echo: Echo) -> int:
     here, there = _copy(vn, ref, "linh"), _copy(au, ref, "jack")
     echo("Both copies:")
@@ -311,6 +353,7 @@ def run(base_dir: Path, *, echo: Echo, keep_running: bool = False) -> int:
             _peer_and_load(nodes, echo)
             ref = _walk(nodes[0], nodes[1], echo)
             outcome = _compare(nodes[0], nodes[1], ref, echo)
+            outcome |= _hit_no_hit(nodes[0], nodes[1], echo)
             if keep_running:
                 echo(
                     f"Log in as linh (Viet Nam) or jack (Australia), password "
