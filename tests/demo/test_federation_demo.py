@@ -31,7 +31,9 @@ def test_three_nodes_walk_a_preservation_request_and_agree(tmp_path: Path) -> No
     assert "Viet Nam MPS   worker: delivered 1, failed 0" in out
     assert "Australia AFP  worker: delivered 4, failed 0" in out
     assert "DIFFERENT" not in out
-    assert out.rstrip().endswith("The two nodes agree.")
+    assert "The two nodes agree." in out
+    assert "Viet Nam MPS   hit: 0912 345 678 is held by AU-AFP (match)" in out
+    assert out.rstrip().endswith("The hit is the one expected.")
     for node in ("vn-mps", "au-afp", "ma-dgsn"):
         keys = tmp_path / "fed" / node / "keys"
         assert keys.stat().st_mode & 0o777 == 0o700
