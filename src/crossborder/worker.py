@@ -1,7 +1,8 @@
 """`crossborder worker`: periodic sweeps — expired sessions and login attempts, request
 deadline clocks (overdue / due soon), identifiers in new attachments, stale partial uploads,
-federation outbox delivery and inbox retries, intelligence feeds that are due. Each sweep
-calls services only and runs in its own transactions."""
+federation outbox delivery and inbox retries, intelligence feeds that are due, planner
+statistics of the tables that changed enough (``db.maintenance``). Each sweep calls services
+only and runs in its own transactions."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from types import FrameType
 
 from crossborder.app import install_message_handlers
 from crossborder.auth import service as auth_service
-from crossborder.db.session import make_engine, make_session_factory
+from crossborder.db import maintenance
+from crossborder.db.session import make_engine, make_session_factory, unit_of_work
 from crossborder.evidence import storage
 from crossborder.federation import service as federation_service
 from crossborder.intel import feeds as intel_feeds
@@ -33,6 +35,8 @@ def sweep_once(settings: Settings, session_factory: Callable[[], object]) -> dic
         purged = auth_service.purge_expired(session, settings=settings)
         clocks = requests_service.sweep_clocks(session)
         scanned = request_identifiers.scan_attachments(session, settings.data_dir)
+        with unit_of_work(session):
+            analyzed = maintenance.analyze_stale(session)
     finally:
         session.close()
     stale = storage.remove_stale_temp_files(storage.evidence_root(settings.data_dir))
@@ -50,6 +54,7 @@ def sweep_once(settings: Settings, session_factory: Callable[[], object]) -> dic
         "clocks_due_soon": clocks.due_soon,
         "stale_upload_files": stale,
         "attachments_scanned": scanned,
+        "tables_analyzed": len(analyzed),
     }
 
 

@@ -103,7 +103,7 @@ class IntelObject(Base):
         # Pages are ordered by (date_added, id): with id in the index PostgreSQL reads the first
         # page straight from it instead of sorting the whole collection.
         Index("ix_intel_objects_added", "collection_id", "date_added", "id"),
-        Index("ix_intel_objects_type", "collection_id", "type"),
+        Index("ix_intel_objects_type", "collection_id", "type", "date_added", "id"),
     )
 
 

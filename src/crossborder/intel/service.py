@@ -43,6 +43,7 @@ from crossborder.auth.models import ApiToken
 from crossborder.auth.permissions import Permission, Principal, require
 from crossborder.core.clock import utc_now
 from crossborder.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from crossborder.db import maintenance
 from crossborder.db.session import atomic
 from crossborder.directory.models import Authority
 from crossborder.intel import markings, stix
@@ -66,6 +67,10 @@ SCOPE_ID_MAX: Final = 80
 INDEX_SOURCES: Final = ("imported", "received")
 LEFT_OUT_AUDITED: Final = 200
 _CHUNK: Final = 500
+# A write of at least this many objects refreshes the planner's statistics when they are stale
+# (autovacuum may be off or late; without them PostgreSQL sorts a whole collection for a page).
+# Smaller writes skip the check (a catalog query each); the worker's sweep catches up on them.
+ANALYZE_AFTER: Final = 100
 _MICROSECOND: Final = timedelta(microseconds=1)
 _ALIAS_RE: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 _RELIABILITY_ORDER: Final = {v: i for i, v in enumerate(markings.SOURCE_RELIABILITY)}
@@ -701,6 +706,12 @@ def add_objects(
     for start in range(0, len(rows), _CHUNK):
         session.execute(insert(IntelObject), rows[start : start + _CHUNK])
     _index(session, collection, latest, existing, origin, source)
+    if len(rows) >= ANALYZE_AFTER:
+        maintenance.analyze_stale(
+            session,
+            ["intel_objects", "ident_values", "ident_occurrences"],
+            pending={"intel_objects": len(rows)},
+        )
     status.total_count = len(candidates)
     status.success_count = len(successes)
     status.failure_count = len(failures)
