@@ -1,7 +1,8 @@
 """`crossborder worker`: periodic sweeps — expired sessions and login attempts, request
 deadline clocks (overdue / due soon), identifiers in new attachments, stale partial uploads,
 federation outbox delivery and inbox retries, intelligence feeds that are due, planner
-statistics of the tables that changed enough (``db.maintenance``). Each sweep calls services
+statistics of the tables that changed enough (``db.maintenance``), hit/no-hit sets not
+refreshed for ten minutes and queries no partner answered in a week. Each sweep calls services
 only and runs in its own transactions."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from crossborder.db.session import make_engine, make_session_factory, unit_of_wo
 from crossborder.evidence import storage
 from crossborder.federation import service as federation_service
 from crossborder.intel import feeds as intel_feeds
+from crossborder.matching import service as matching
 from crossborder.requests import identifiers as request_identifiers
 from crossborder.requests import service as requests_service
 from crossborder.settings import Settings
@@ -37,6 +39,9 @@ def sweep_once(settings: Settings, session_factory: Callable[[], object]) -> dic
         scanned = request_identifiers.scan_attachments(session, settings.data_dir)
         with unit_of_work(session):
             analyzed = maintenance.analyze_stale(session)
+        refreshed = matching.refresh_due(session, settings.data_dir)
+        with unit_of_work(session):
+            expired = matching.expire_unanswered(session)
     finally:
         session.close()
     stale = storage.remove_stale_temp_files(storage.evidence_root(settings.data_dir))
@@ -55,6 +60,8 @@ def sweep_once(settings: Settings, session_factory: Callable[[], object]) -> dic
         "stale_upload_files": stale,
         "attachments_scanned": scanned,
         "tables_analyzed": len(analyzed),
+        "matching_sets_refreshed": sum(1 for r in refreshed if r.added or r.removed),
+        "matching_queries_expired": expired,
     }
 
 

@@ -164,3 +164,17 @@ def test_the_responder_key_is_sealed_and_stable(
     request = protocol.parse_request(protocol.make_request(client, asked), max_elements=2)
     response = protocol.answer_request(key, request)
     assert protocol.intersect(client, [setup], response, 2) == {0}
+
+
+def test_the_worker_refreshes_sets_that_are_due(
+    db: Session, tmp_path: Path, home: Authority, jack: Principal
+) -> None:
+    from datetime import timedelta
+
+    _set(db, jack, [_phone(1)])
+    first = {r.authority_id: r.added for r in service.refresh_due(db, tmp_path)}
+    assert first[home.id] == 1
+    _set(db, jack, [_phone(2)], name="later")
+    assert service.refresh_due(db, tmp_path) == []  # refreshed less than ten minutes ago
+    due = {r.authority_id: r.added for r in service.refresh_due(db, tmp_path, every=timedelta(0))}
+    assert due[home.id] == 1

@@ -61,6 +61,7 @@ class MatchKey(Base):
     )
     sealed_key: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    refreshed_at: Mapped[datetime | None] = mapped_column()  # the last refresh, changed or not
 
 
 class MatchSegment(Base):

@@ -69,6 +69,7 @@ DEFAULT_DAILY_QUERIES: Final = 50
 DEFAULT_DAILY_ELEMENTS: Final = 500_000
 MAX_QUERY_ITEMS: Final = 100_000
 WINDOW: Final = timedelta(hours=24)
+REFRESH_EVERY: Final = timedelta(minutes=10)
 PART_BYTES: Final = 5 * 1024 * 1024  # PSI bytes per answer envelope (base64 in JSON: ~6.7 MB)
 _INSERT_CHUNK: Final = 10_000
 POLICE_CATEGORIES: Final = (DataCategory.PERSONAL.value, DataCategory.INTELLIGENCE.value)
@@ -535,6 +536,9 @@ def refresh(
         segment.stale = False
         segment.built_at = utc_now()
         result.segments_built += 1
+    key_row = session.scalar(select(MatchKey).where(MatchKey.authority_id == authority_id))
+    if key_row is not None:
+        key_row.refreshed_at = utc_now()
     session.flush()
     result.elements = len(wanted)
     result.segments = sum(1 for s in segments if counts[s.id] > 0)
@@ -562,6 +566,17 @@ def local_authority_ids(session: Session) -> list[int]:
 
 def refresh_all(session: Session, data_dir: Path) -> list[RefreshResult]:
     return [refresh(session, data_dir, a) for a in local_authority_ids(session)]
+
+
+def refresh_due(
+    session: Session, data_dir: Path, *, every: timedelta = REFRESH_EVERY
+) -> list[RefreshResult]:
+    """Refresh the sets not refreshed for ``every`` (the worker's sweep calls this)."""
+    cutoff = utc_now() - every
+    rows = session.execute(select(MatchKey.authority_id, MatchKey.refreshed_at)).all()
+    last: dict[int, datetime | None] = {row[0]: row[1] for row in rows}
+    due = [a for a in local_authority_ids(session) if (last.get(a) or cutoff) <= cutoff]
+    return [refresh(session, data_dir, a) for a in due]
 
 
 @dataclass(frozen=True)

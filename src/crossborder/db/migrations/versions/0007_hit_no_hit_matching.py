@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("authority_id", sa.Integer(), nullable=False),
         sa.Column("sealed_key", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["authority_id"],
             ["authorities.id"],
