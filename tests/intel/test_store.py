@@ -251,4 +251,35 @@ def test_delete_removes_every_version_and_is_audited(db: Session, scene: Scene) 
     with pytest.raises(NotFound):
         service.delete_object(db, scene.analyst, scene.feed, first["id"])
     [event] = _events(db, "intel.object_deleted")
-    assert event.details == {"stix_id": first["id"], "versions": 2}
+    assert event.details == {"stix_id": first["id"], "versions": 2, "versions_left": 0}
+
+
+def test_deleting_the_newest_version_reindexes_the_one_left(db: Session, scene: Scene) -> None:
+    from crossborder.selectors.models import IdentOccurrence, IdentValue
+
+    old = indicator("198.51.100.9")
+    new = {**indicator("198.51.100.77"), "id": old["id"], "modified": T1}
+    service.add_objects(db, scene.analyst, scene.feed, [old, new])
+    scope = service.scope_id_of(scene.feed, old["id"])
+
+    def indexed() -> set[str]:
+        rows = db.scalars(
+            select(IdentValue.canonical)
+            .join(IdentOccurrence, IdentOccurrence.value_id == IdentValue.id)
+            .where(IdentOccurrence.scope_id == scope)
+        )
+        return set(rows)
+
+    assert indexed() == {"198.51.100.77"}
+    with pytest.raises(InvalidInput):
+        service.delete_object(db, scene.analyst, scene.feed, old["id"], match_version="newest")
+    assert (
+        service.delete_object(db, scene.analyst, scene.feed, old["id"], match_version="last") == 1
+    )
+    assert indexed() == {"198.51.100.9"}
+    with pytest.raises(NotFound):
+        service.delete_object(db, scene.analyst, scene.feed, old["id"], match_version=[T1])
+    assert (
+        service.delete_object(db, scene.analyst, scene.feed, old["id"], match_version="first") == 1
+    )
+    assert indexed() == set()

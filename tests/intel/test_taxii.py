@@ -732,7 +732,16 @@ def test_object_versions(client_for: Taxii, scene: Scene, seven: list[dict[str, 
 def test_delete_an_object(client_for: Taxii, scene: Scene, seven: list[dict[str, Any]]) -> None:
     client = client_for(scene.analyst)
     target = seven[0]["id"]
-    error(client.delete(url(scene.feed, f"objects/{target}/"), params={"match[version]": T0}), 400)
+    missing = "2020-01-01T00:00:00.000Z"
+    error(
+        client.delete(url(scene.feed, f"objects/{target}/"), params={"match[version]": missing}),
+        404,
+    )
+    error(client.delete(url(scene.feed, f"objects/{target}/"), params={"match[version]": "x"}), 400)
+    response = client.delete(url(scene.feed, f"objects/{target}/"), params={"match[version]": T1})
+    assert response.status_code == 200
+    left = ok(client.get(url(scene.feed, f"objects/{target}/versions/")))
+    assert left["versions"] == [T0]  # only the selected version went
     response = client.delete(url(scene.feed, f"objects/{target}/"))
     assert response.status_code == 200
     assert response.headers["content-type"] == TAXII

@@ -975,9 +975,19 @@ def get_versions(
 
 @atomic
 def delete_object(
-    session: Session, actor: Principal, collection: IntelCollection, stix_id: str
+    session: Session,
+    actor: Principal,
+    collection: IntelCollection,
+    stix_id: str,
+    *,
+    match_version: str | Iterable[str | datetime] = "all",
+    match_spec_version: Iterable[str] = (),
 ) -> int:
-    """Delete every version of an object (and its identifiers from the index); audited."""
+    """Delete the versions of an object the filters select (all by default); audited.
+
+    The identifier index follows the newest version left: it is re-indexed if the newest
+    one went, and the object leaves the index when no version is left.
+    """
     require_write(session, actor, collection)
     rows = list(
         session.scalars(
@@ -990,21 +1000,35 @@ def delete_object(
     newest = max(rows, key=lambda r: r.version) if rows else None
     if newest is None or not _readable(newest, audience):
         raise NotFound("no such object in this collection")
-    session.execute(
-        delete(IntelObject).where(
-            IntelObject.collection_id == collection.id, IntelObject.stix_id == stix_id
+    filters = _filters(None, (stix_id,), (), match_version, match_spec_version)
+    chosen = set(session.scalars(_base(collection, filters).with_only_columns(IntelObject.id)))
+    if not chosen:
+        raise NotFound("no version of this object matches the filters")
+    session.execute(delete(IntelObject).where(IntelObject.id.in_(chosen)))
+    left = [r for r in rows if r.id not in chosen]
+    scope = scope_id_of(collection, stix_id)
+    if not left:
+        selectors.remove_record(session, "intel", scope)
+    elif newest.id in chosen:
+        now_newest = max(left, key=lambda r: r.version)
+        selectors.remove_record(session, "intel", scope)
+        _index(
+            session,
+            collection,
+            {stix_id: orjson.loads(now_newest.body)},
+            (),
+            now_newest.origin_authority_id,
+            "imported",
         )
-    )
-    selectors.remove_record(session, "intel", scope_id_of(collection, stix_id))
     record(
         session,
         actor=actor,
         action="intel.object_deleted",
         object_type="intel_collection",
         object_id=collection.public_id,
-        details={"stix_id": stix_id, "versions": len(rows)},
+        details={"stix_id": stix_id, "versions": len(chosen), "versions_left": len(left)},
     )
-    return len(rows)
+    return len(chosen)
 
 
 # --- export -----------------------------------------------------------------------------------

@@ -60,8 +60,8 @@ Decisions, with the section they rest on:
   §8.2.2 allow a server to omit objects from any response.
 * Getting one object (§5.6) that is not in the collection, or not readable by the requester,
   is 404; one that exists but that the filters leave out gives an empty envelope.
-* DELETE (§5.7) removes every version of the object. ``match[version]`` other than ``all``
-  is refused with 400 for now: the store deletes whole objects only.
+* DELETE (§5.7) removes every version of the object, or those ``match[version]`` (``last``,
+  ``first``, ``all``, timestamps) and ``match[spec_version]`` select; none selected is 404.
 """
 
 from __future__ import annotations
@@ -724,15 +724,24 @@ def get_object(
 def delete_object(
     request: Request, collection_id: str, object_id: str, actor: Actor, root: Root, session: Db
 ) -> Response:
-    """Delete every version of an object (§5.7): needs can_read and can_write."""
+    """Delete an object's versions (§5.7): all of them unless ``match[version]`` and
+    ``match[spec_version]`` select some; needs can_read and can_write."""
     filters = parse_filters(request)
-    if filters.version_given and filters.versions != ("all",):
-        raise _bad("deleting single versions is not supported here: omit match[version]")
     with unit_of_work(session):
         found = find_collection(session, actor, collection_id)
         if not (found.can_read and found.can_write):
             raise TaxiiError(403, "deleting needs both can_read and can_write on the collection")
-        service.delete_object(session, actor, found.collection, object_id)
+        try:
+            service.delete_object(
+                session,
+                actor,
+                found.collection,
+                object_id,
+                match_version=filters.versions if filters.version_given else "all",
+                match_spec_version=filters.spec_versions,
+            )
+        except InvalidInput as exc:
+            raise _bad(exc.detail) from None
     return Response(status_code=200, media_type=TAXII_MEDIA_TYPE)
 
 
