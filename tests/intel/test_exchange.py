@@ -121,3 +121,76 @@ def test_a_node_may_not_speak_for_an_authority_it_does_not_serve(pair: dict[str,
     [row] = au.inbox()
     assert row.status == "failed"
     assert "does not serve" in (row.last_error or "")
+
+
+def test_red_reaches_its_named_recipient_on_another_node_and_no_one_else(
+    pair: dict[str, Any],
+) -> None:
+    from crossborder.intel import stix
+
+    vn, au, t = pair["vn"], pair["au"], pair["t"]
+    to_afp = stix.handling_marking(recipients=(pair["vn_ids"]["remote"],))
+    to_vn_only = stix.handling_marking(recipients=(pair["vn_ids"]["local"],))
+    for_afp = indicator("198.51.100.10", marked=[RED, to_afp["id"]])
+    not_for_afp = indicator("198.51.100.11", marked=[RED, to_vn_only["id"]])
+    with vn.session() as s, unit_of_work(s):
+        feed = service.create_collection(s, pair["admin"], title="C2", alias="vn-c2")
+        service.add_objects(s, pair["hoa"], feed, [to_afp, to_vn_only, for_afp, not_for_afp])
+        shared = exchange.share(s, pair["hoa"], feed, to_authority_id=pair["vn_ids"]["remote"])
+    with vn.session() as s:
+        from crossborder.federation.models import OutboxMessage
+
+        body = s.scalars(select(OutboxMessage)).one().body
+    travelled = {o["id"]: o for o in body["objects"]}
+    assert shared.sent == 2  # the indicator for AFP and its creator's identity
+    assert not_for_afp["id"] not in travelled
+    spec = travelled[to_afp["id"]]["extensions"][stix.LE_HANDLING_EXTENSION]
+    assert "recipients" not in spec  # ids of VN's directory mean nothing on AU's node
+    assert spec["recipient_authorities"] == [
+        {"state": "AU", "short_name": "AU-AFP", "name": "AU-AFP"}
+    ]
+    assert vn.deliver(t).delivered == 1
+    received = _received(au)
+    assert received[for_afp["id"]] == "red"
+    assert not_for_afp["id"] not in received
+    with au.session() as s:
+        inbox = s.scalars(select(IntelCollection)).one()
+        page = service.query(s, pair["jack"], inbox, limit=100)
+        assert for_afp["id"] in {o["id"] for o in page.objects}  # jack's AFP is named
+        row = s.scalars(select(IntelObject).where(IntelObject.stix_id == for_afp["id"])).one()
+        assert row.recipients == [pair["au_ids"]["local"]]
+        # AFP received it: it may not pass RED on, not even to VN's other authorities.
+        analyst = Principal(
+            user_id=2,
+            username="olivia",
+            authority_id=pair["au_ids"]["local"],
+            roles=frozenset({Role.ANALYST}),
+        )
+        onward = exchange.share(s, analyst, inbox, to_authority_id=pair["au_ids"]["remote"])
+        assert onward.sent == 0
+        s.rollback()
+
+
+def test_numeric_recipients_from_another_node_are_never_trusted(pair: dict[str, Any]) -> None:
+    from crossborder.intel import stix
+
+    vn, au, t = pair["vn"], pair["au"], pair["t"]
+    with vn.session() as s, unit_of_work(s):
+        feed = service.create_collection(s, pair["admin"], title="C2", alias="vn-c2")
+        service.add_objects(s, pair["hoa"], feed, [indicator(marked=[CLEAR])])
+        exchange.share(s, pair["hoa"], feed, to_authority_id=pair["vn_ids"]["remote"])
+    # A node that claims, in AU's own numbering, that AU's authority is a named recipient.
+    forged_marking = stix.handling_marking(recipients=(pair["au_ids"]["local"],))
+    red = indicator("198.51.100.12", marked=[RED, forged_marking["id"]])
+    with vn.session() as s, unit_of_work(s):
+        from crossborder.federation.models import OutboxMessage
+
+        msg = s.scalars(select(OutboxMessage)).one()
+        msg.body = {**msg.body, "objects": [forged_marking, red]}
+    assert vn.deliver(t).delivered == 1
+    with au.session() as s:
+        inbox = s.scalars(select(IntelCollection)).one()
+        row = s.scalars(select(IntelObject).where(IntelObject.stix_id == red["id"])).one()
+        assert row.recipients == []
+        page = service.query(s, pair["jack"], inbox, limit=100)
+        assert red["id"] not in {o["id"] for o in page.objects}

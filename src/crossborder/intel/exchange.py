@@ -6,9 +6,12 @@ the same channel as requests (docs/federation.md), not an open feed:
 - The sender picks a collection and an authority served by a peer node. What travels is
   decided by the one rule of every path, ``markings.may_pass_on`` for that authority (through
   ``service.export_bundle``, which audits what it left out): AMBER and RED only if this node's
-  authority originated them, AMBER+STRICT never, H1 never for a recipient. TLP:RED does not
-  cross nodes at all for now: its named recipients are authority ids of this node's
-  directory, which mean nothing to the other node.
+  authority originated them, AMBER+STRICT never, H1 never for a recipient, TLP:RED only to
+  one of its named recipients. Named recipients are authority ids of this node's directory,
+  which mean nothing to the other node: the LE-handling marking definitions travel with
+  ``recipient_authorities`` (state and short name) instead of ``recipients`` and partner
+  names, and the receiving node maps them onto its own directory — an authority it does not
+  know is dropped, and numeric ``recipients`` from another node are never trusted.
 - The receiving node stores them in a collection of the addressed authority named after the
   sending node (``from-<node>-<authority>``, created on first use), with the sending authority
   as their originator — so the receiving authority may read them and may not pass on what it
@@ -34,12 +37,13 @@ from crossborder.directory.models import Authority
 from crossborder.federation import parties
 from crossborder.federation import service as federation
 from crossborder.federation.envelope import Envelope
-from crossborder.intel import markings, service
+from crossborder.intel import markings, service, stix
 from crossborder.intel.models import IntelCollection
 
 OBJECTS: Final = "intel.objects"
 OBJECTS_PER_MESSAGE: Final = 500
 BODY_BUDGET: Final = 6 * 1024 * 1024
+RECIPIENT_AUTHORITIES: Final = "recipient_authorities"
 
 
 @dataclass
@@ -102,10 +106,8 @@ def share(
         batch.clear()
         size = 0
 
-    for obj in bundle["objects"]:
-        if markings.tlp_of(obj.get("object_marking_refs") or ()) is markings.Tlp.RED:
-            result.left_out[str(obj.get("id"))] = "TLP:RED does not cross nodes"
-            continue
+    for original in bundle["objects"]:
+        obj = portable(session, original)
         obj_size = _size(obj)
         if batch and (len(batch) >= OBJECTS_PER_MESSAGE or size + obj_size > BODY_BUDGET):
             flush()
@@ -128,6 +130,48 @@ def share(
         },
     )
     return result
+
+
+def _handling_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
+    if obj.get("type") != "marking-definition":
+        return None
+    extensions = obj.get("extensions")
+    spec = extensions.get(stix.LE_HANDLING_EXTENSION) if isinstance(extensions, dict) else None
+    return spec if isinstance(spec, dict) else None
+
+
+def portable(session: Session, obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as it may travel: named recipients by state and short name, not by id."""
+    spec = _handling_spec(obj)
+    if spec is None or not ({"recipients", "partner_recipients"} & set(spec)):
+        return obj
+    ids = [r for r in spec.get("recipients", []) if isinstance(r, int)]
+    named = [a for a in (session.get(Authority, i) for i in ids) if a is not None]
+    travelling = {k: v for k, v in spec.items() if k not in ("recipients", "partner_recipients")}
+    travelling[RECIPIENT_AUTHORITIES] = [parties.authority_ref(a) for a in named]
+    return {**obj, "extensions": {**obj["extensions"], stix.LE_HANDLING_EXTENSION: travelling}}
+
+
+def localised(session: Session, obj: dict[str, Any]) -> dict[str, Any]:
+    """A received object with its named recipients mapped onto this node's directory."""
+    spec = _handling_spec(obj)
+    if spec is None:
+        return obj
+    local: set[int] = set()
+    refs = spec.get(RECIPIENT_AUTHORITIES)
+    for ref in refs if isinstance(refs, list) else []:
+        try:
+            local.add(parties.named_authority(session, ref, field=RECIPIENT_AUTHORITIES).id)
+        except (InvalidInput, NotFound):
+            continue  # an authority this directory does not know cannot be a recipient here
+    kept = {
+        k: v
+        for k, v in spec.items()
+        if k not in ("recipients", "partner_recipients", RECIPIENT_AUTHORITIES)
+    }
+    if local:
+        kept["recipients"] = sorted(local)
+    return {**obj, "extensions": {**obj["extensions"], stix.LE_HANDLING_EXTENSION: kept}}
 
 
 # --- receiving side ---------------------------------------------------------------------------
@@ -175,7 +219,7 @@ def on_objects(session: Session, envelope: Envelope, body: dict[str, Any]) -> No
         session,
         clerk,
         collection,
-        [o for o in objects if isinstance(o, dict)],
+        [localised(session, o) for o in objects if isinstance(o, dict)],
         origin_authority_id=sender.id,
         source="received",
     )
