@@ -326,3 +326,32 @@ def test_results_equal_a_plain_intersection_on_random_sets(pair: dict[str, Any])
     now = datetime.now(UTC)
     assert target.answered_at is not None
     assert target.answered_at <= now
+
+
+def test_an_answer_in_several_parts_is_read_once_all_are_in(
+    pair: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    au = pair["au"]
+    phones = [f"+84 91 234 56{n:02d}" for n in range(7)]
+    fill_set(au, pair["jack"], [f"phone,{p},,," for p in phones])
+    with au.session() as s:
+        assert service.refresh(s, au.settings.data_dir, pair["au_ids"]["local"], capacity=3)
+    monkeypatch.setattr(service, "PART_BYTES", 1)  # the response alone, then one segment each
+    _ask(pair, [f"phone,{phones[0]}", f"phone,{phones[6]}", "phone,+84 91 000 0000"])
+    _round_trip(pair)
+    with au.session() as s:
+        parts = s.scalars(select(OutboxMessage).where(OutboxMessage.type == "match.answer")).all()
+        assert sorted(p.body["part"] for p in parts) == [0, 1, 2, 3]
+        assert "response" in next(p.body for p in parts if p.body["part"] == 0)
+        assert next(p.body for p in parts if p.body["part"] == 0)["segments"] == []
+    target = _target(pair)
+    assert target.status == "answered"
+    assert target.segments == 3
+    assert _hits(pair) == {"+84912345600": "match", "+84912345606": "match"}
+
+
+def test_the_largest_allowance_fits_one_envelope(pair: dict[str, Any]) -> None:
+    with pair["au"].session() as s, pytest.raises(InvalidInput, match="150,000"):
+        service.set_policy(
+            s, pair["au_admin"], pair["au_ids"]["local"], max_query_elements=1_000_000
+        )

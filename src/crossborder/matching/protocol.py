@@ -55,6 +55,8 @@ ELEMENT_BYTES: Final = 16
 POINT_BYTES: Final = 33  # a compressed P-256 point, what every request/response element is
 FPR: Final = 1e-6  # false-positive probability for a whole query of the maximum size
 SEGMENT_CAPACITY: Final = 131_072
+#: The largest query: its request (33-byte points, base64 in JSON) fits one federation envelope.
+MAX_QUERY_ELEMENTS: Final = 150_000
 
 
 class ElementKind(StrEnum):

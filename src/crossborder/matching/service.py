@@ -70,7 +70,9 @@ DEFAULT_DAILY_ELEMENTS: Final = 500_000
 MAX_QUERY_ITEMS: Final = 100_000
 WINDOW: Final = timedelta(hours=24)
 REFRESH_EVERY: Final = timedelta(minutes=10)
-PART_BYTES: Final = 5 * 1024 * 1024  # PSI bytes per answer envelope (base64 in JSON: ~6.7 MB)
+#: PSI bytes per answer envelope: base64 in the JSON body makes 8 MB, under the federation's
+#: body limit (``federation.service.MAX_BODY_BYTES``, 8 MiB).
+PART_BYTES: Final = 6_000_000
 _INSERT_CHUNK: Final = 10_000
 POLICE_CATEGORIES: Final = (DataCategory.PERSONAL.value, DataCategory.INTELLIGENCE.value)
 
@@ -138,8 +140,11 @@ def set_policy(
             raise InvalidInput(f"unknown identifier kinds: {', '.join(unknown)}", field="kinds")
         current.excluded_kinds = sorted(set(excluded_kinds))
     if max_query_elements is not None:
-        if not 1 <= max_query_elements <= 1_000_000:
-            raise InvalidInput("from 1 to 1,000,000 elements", field="max_query_elements")
+        if not 1 <= max_query_elements <= protocol.MAX_QUERY_ELEMENTS:
+            raise InvalidInput(
+                f"from 1 to {protocol.MAX_QUERY_ELEMENTS:,} elements (what one envelope carries)",
+                field="max_query_elements",
+            )
         current.max_query_elements = max_query_elements
     for name, value in (("daily_queries", daily_queries), ("daily_elements", daily_elements)):
         if value is not None:
@@ -869,6 +874,12 @@ def send_query(
         raise InvalidInput(f"at most {MAX_QUERY_ITEMS} identifiers per query", field="identifiers")
     slack = timedelta(seconds=slack_seconds)
     elements = elements_of(items, slack)
+    if len(elements) > protocol.MAX_QUERY_ELEMENTS:
+        raise InvalidInput(
+            f"{len(elements):,} elements to ask (variants and hours included); at most "
+            f"{protocol.MAX_QUERY_ELEMENTS:,} in one query: split it",
+            field="identifiers",
+        )
     checks = check_partners(session, actor, partner_ids, offence_list)
     allowed = [c for c in checks if c.basis is not None]
     if not allowed:
@@ -1220,7 +1231,7 @@ def answer(
     size = len(response)
     for segment in segments:
         setup = bytes(segment.setup or b"")
-        if parts[-1] and size + len(setup) > PART_BYTES:
+        if size + len(setup) > PART_BYTES and (parts[-1] or size):
             parts.append([])
             size = 0
         parts[-1].append(setup)
