@@ -178,3 +178,20 @@ def test_the_worker_refreshes_sets_that_are_due(
     assert service.refresh_due(db, tmp_path) == []  # refreshed less than ten minutes ago
     due = {r.authority_id: r.added for r in service.refresh_due(db, tmp_path, every=timedelta(0))}
     assert due[home.id] == 1
+
+
+def test_an_unchanged_set_is_not_read_again_and_a_removal_is_seen(
+    db: Session, tmp_path: Path, home: Authority, jack: Principal
+) -> None:
+    from crossborder.selectors import service as selectors
+
+    _set(db, jack, [_phone(1), _phone(2)])
+    later = _set(db, jack, [_phone(3)], name="later")
+    assert service.refresh(db, tmp_path, home.id).added == 3
+    quiet = service.refresh(db, tmp_path, home.id)
+    assert (quiet.elements, quiet.added, quiet.removed, quiet.segments_built) == (3, 0, 0, 0)
+    selectors.remove_record(db, "set", later)  # the newest occurrence goes
+    db.commit()
+    assert service.refresh(db, tmp_path, home.id).removed == 1
+    forced = service.refresh(db, tmp_path, home.id, force=True)
+    assert (forced.elements, forced.added, forced.removed) == (2, 0, 0)

@@ -62,6 +62,7 @@ class MatchKey(Base):
     sealed_key: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     refreshed_at: Mapped[datetime | None] = mapped_column()  # the last refresh, changed or not
+    fingerprint: Mapped[str | None] = mapped_column(String(64))  # of the inputs of that refresh
 
 
 class MatchSegment(Base):

@@ -10,6 +10,7 @@ reference and offences, never an identifier in clear.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import time
 import uuid
@@ -454,21 +455,75 @@ def _segments(session: Session, authority_id: int) -> list[MatchSegment]:
     )
 
 
+def _fingerprint(session: Session, authority_id: int, pol: MatchPolicy, size: int) -> str:
+    """What a refresh reads, summed up cheaply: if it is unchanged, so is the set.
+
+    Occurrences are never edited, only added and removed, so their number and newest
+    ``created_at`` change whenever the authority's eligible records do.
+    """
+    count, newest = session.execute(
+        select(func.count(IdentOccurrence.id), func.max(IdentOccurrence.created_at)).where(
+            IdentOccurrence.owner_authority_id == authority_id,
+            IdentOccurrence.scope_type.in_(ELIGIBLE_SCOPES),
+        )
+    ).one()
+    optouts = sorted(
+        f"{t}/{i}"
+        for t, i in session.execute(
+            select(MatchOptOut.scope_type, MatchOptOut.scope_id).where(
+                MatchOptOut.authority_id == authority_id
+            )
+        )
+    )
+    text = "\x1f".join(
+        [
+            protocol.PROTOCOL,
+            str(count),
+            newest.isoformat() if newest is not None else "-",
+            ",".join(optouts),
+            ",".join(sorted(pol.excluded_kinds)),
+            str(pol.max_query_elements),
+            str(size),
+        ]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 @atomic
 def refresh(
-    session: Session, data_dir: Path, authority_id: int, *, capacity: int | None = None
+    session: Session,
+    data_dir: Path,
+    authority_id: int,
+    *,
+    capacity: int | None = None,
+    force: bool = False,
 ) -> RefreshResult:
     """Bring the authority's encrypted set up to date with its records, segment by segment.
 
     New elements fill the last segment that has room, then new segments; a segment is
     rebuilt (encrypted and compressed again) only if an element joined or left it, or if
-    the policy's largest query changed (the filters are sized for it).
+    the policy's largest query changed (the filters are sized for it). When nothing it
+    reads changed since the last refresh (``_fingerprint``), it stops there.
     """
     started = time.perf_counter()
     size = capacity or protocol.SEGMENT_CAPACITY
     _local_authority(session, authority_id)
     pol = policy_of(session, authority_id)
     key = _responder_key(session, data_dir, authority_id)
+    fingerprint = _fingerprint(session, authority_id, pol, size)
+    key_row = session.scalar(select(MatchKey).where(MatchKey.authority_id == authority_id))
+    segments = _segments(session, authority_id)
+    unchanged = key_row is not None and key_row.fingerprint == fingerprint
+    if unchanged and not force and not any(s.stale for s in segments):
+        assert key_row is not None
+        key_row.refreshed_at = utc_now()
+        status = set_status(session, authority_id)
+        return RefreshResult(
+            authority_id,
+            elements=status.elements,
+            segments=status.segments,
+            seconds=time.perf_counter() - started,
+        )
     wanted = desired_elements(session, authority_id, pol.excluded_kinds)
     current: dict[bytes, int] = {
         bytes(e): s
@@ -479,7 +534,6 @@ def refresh(
         )
     }
     result = RefreshResult(authority_id)
-    segments = _segments(session, authority_id)
     counts = {s.id: s.element_count for s in segments}
     stale: set[int] = {s.id for s in segments if s.stale or s.max_query != pol.max_query_elements}
     gone = [e for e in current if e not in wanted]
@@ -541,9 +595,9 @@ def refresh(
         segment.stale = False
         segment.built_at = utc_now()
         result.segments_built += 1
-    key_row = session.scalar(select(MatchKey).where(MatchKey.authority_id == authority_id))
     if key_row is not None:
         key_row.refreshed_at = utc_now()
+        key_row.fingerprint = fingerprint
     session.flush()
     result.elements = len(wanted)
     result.segments = sum(1 for s in segments if counts[s.id] > 0)

@@ -74,6 +74,7 @@ def upgrade() -> None:
         sa.Column("sealed_key", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("fingerprint", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["authority_id"],
             ["authorities.id"],
