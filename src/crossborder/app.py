@@ -19,6 +19,9 @@ from crossborder.web.templating import TEMPLATES_DIR
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
 
 
+MATCHING_QUERY_BODY_BYTES = 32 * 1024 * 1024
+
+
 def body_limit(settings: Settings, path: str) -> int | None:
     """The generic body limit, except on upload routes, whose service streams and limits."""
     if path.endswith("/attachments") or path == "/federation/v1/inbox":
@@ -29,6 +32,8 @@ def body_limit(settings: Settings, path: str) -> int | None:
         return None  # bundle import reads and limits (100 MiB) its own body
     if path.startswith("/taxii2/"):
         return None  # TAXII answers 413 itself, with a TAXII error body, above max_content_length
+    if path == "/api/v1/matching/queries":
+        return max(settings.max_body_bytes, MATCHING_QUERY_BODY_BYTES)  # up to 100,000 identifiers
     return settings.max_body_bytes
 
 
@@ -77,6 +82,8 @@ def create_app(
     from crossborder.intel import api as intel_api
     from crossborder.intel import taxii
     from crossborder.intel import views as intel_views
+    from crossborder.matching import api as matching_api
+    from crossborder.matching import views as matching_views
     from crossborder.requests import api as requests_api
     from crossborder.requests import views as requests_views
     from crossborder.selectors import api as selectors_api
@@ -96,6 +103,7 @@ def create_app(
     app.include_router(requests_views.router)
     app.include_router(selectors_views.router)
     app.include_router(intel_views.router)
+    app.include_router(matching_views.router)
     app.include_router(federation_views.router)
     app.include_router(federation_api.router)
     app.include_router(taxii.router)
@@ -105,5 +113,6 @@ def create_app(
     app.include_router(requests_api.router, prefix="/api/v1")
     app.include_router(selectors_api.router, prefix="/api/v1")
     app.include_router(intel_api.router, prefix="/api/v1")
+    app.include_router(matching_api.router, prefix="/api/v1")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -27,6 +27,7 @@ from crossborder.cli.evidence import evidence_app, node_app
 from crossborder.cli.federation import inbox_app, outbox_app, peer_app, rotate_keys
 from crossborder.cli.identifiers import identifiers_app
 from crossborder.cli.intel import intel_app
+from crossborder.cli.matching import matching_app
 from crossborder.core.errors import DomainError
 from crossborder.settings import ConfigError
 
@@ -53,6 +54,7 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(identifiers_app, name="identifiers")
 app.add_typer(intel_app, name="intel")
+app.add_typer(matching_app, name="matching")
 node_app.command("rotate-keys")(rotate_keys)
 
 

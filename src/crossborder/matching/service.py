@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from pydantic import ValidationError
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -339,8 +340,10 @@ def opt_in(session: Session, actor: Principal, scope_type: str, scope_id: str) -
     )
     if row is None:
         return False
-    if row.authority_id != actor.authority_id or not actor.has(Permission.MATCHING_QUERY):
+    if not (actor.has(Permission.MATCHING_QUERY) or actor.has(Permission.MATCHING_MANAGE)):
         require(actor, Permission.MATCHING_MANAGE)
+    if row.authority_id != actor.authority_id and not actor.has(Permission.MATCHING_MANAGE):
+        raise NotFound(f"no such {scope_type}")
     session.delete(row)
     record(
         session,
@@ -716,7 +719,7 @@ def _items_from_entries(
             )
         except InvalidInput as exc:
             raise InvalidInput(
-                f"identifier {number}: {exc}", field=f"identifiers.{number}"
+                f"identifier {number}: {exc.detail}", field=f"identifiers.{number - 1}.value"
             ) from None
         norm = prepared.normalized
         out.append(
@@ -820,6 +823,7 @@ def check_partners(
     session: Session, actor: Principal, partner_ids: Sequence[int] | None, offences: list[Any]
 ) -> list[PartnerCheck]:
     """Which partners a query may go to (a legal basis for police cooperation), and why not."""
+    offences = _offences(offences)
     me = _local_authority(session, actor.authority_id)
     candidates = partners(session, actor)
     if partner_ids is not None:
@@ -1642,26 +1646,28 @@ def draft_from_hit(
         f"{target.answered_at:%Y-%m-%d %H:%M} UTC: {partner.name} holds "
         f"{item.kind} {item.canonical} ({hit.strength}).\n\nPurpose of the query: {query.purpose}"
     )
-    data = request_schemas.DraftCreate.model_validate(
-        {
-            "request_type": request_type,
-            "receiver_authority_id": partner.id,
-            "channel": Channel.POLICE.value
-            if request_type == RequestType.POLICE_INFORMATION.value
-            else Channel.POINT_OF_CONTACT_24_7.value,
-            "title": f"Follow-up of a hit on {item.kind} ({query.case_reference})"[:200],
-            "summary_of_facts": summary,
-            "offences": [
-                {"code": o["code"], "max_penalty_years": o.get("max_penalty_years")}
-                for o in query.offences
-            ],
-            "identifiers": [entry],
-            "data_categories": list(POLICE_CATEGORIES)
-            if request_type == RequestType.POLICE_INFORMATION.value
-            else [],
-            "details": _draft_details(request_type, query, item, partner),
-        }
-    )
+    fields = {
+        "request_type": request_type,
+        "receiver_authority_id": partner.id,
+        "channel": Channel.POLICE.value
+        if request_type == RequestType.POLICE_INFORMATION.value
+        else Channel.POINT_OF_CONTACT_24_7.value,
+        "title": f"Follow-up of a hit on {item.kind} ({query.case_reference})"[:200],
+        "summary_of_facts": summary,
+        "offences": [
+            {"code": o["code"], "max_penalty_years": o.get("max_penalty_years")}
+            for o in query.offences
+        ],
+        "identifiers": [entry],
+        "data_categories": list(POLICE_CATEGORIES)
+        if request_type == RequestType.POLICE_INFORMATION.value
+        else [],
+        "details": _draft_details(request_type, query, item, partner),
+    }
+    try:
+        data = request_schemas.DraftCreate.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidInput(f"the draft cannot be made: {exc.errors()[0]['msg']}") from None
     req = requests_service.create_draft(session, data, actor=actor)
     hit.draft_request_id = req.id
     record(
