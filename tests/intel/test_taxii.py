@@ -729,6 +729,31 @@ def test_object_versions(client_for: Taxii, scene: Scene, seven: list[dict[str, 
     )
 
 
+def test_every_read_is_audited_with_what_was_shown(
+    client_for: Taxii, scene: Scene, seven: list[dict[str, Any]], db: Session
+) -> None:
+    from crossborder.audit.models import AuditEvent
+
+    client = client_for(scene.officer)
+    page = ok(client.get(url(scene.feed, "objects/"), params={"limit": "2"}))
+    ok(client.get(url(scene.feed, "manifest/"), params={"limit": "1"}))
+    ok(client.get(url(scene.feed, f"objects/{seven[0]['id']}/")))
+    ok(client.get(url(scene.feed, f"objects/{seven[0]['id']}/versions/")))
+    db.expire_all()
+    events = db.scalars(
+        select(AuditEvent).where(AuditEvent.action == "intel.read").order_by(AuditEvent.seq)
+    ).all()
+    assert [e.details["via"] for e in events] == [
+        "taxii",
+        "taxii manifest",
+        "taxii",
+        "taxii versions",
+    ]
+    assert events[0].details["ids"] == [o["id"] for o in page["objects"]]
+    assert events[0].details["objects"] == 2
+    assert {e.object_id for e in events} == {scene.feed.public_id}
+
+
 def test_delete_an_object(client_for: Taxii, scene: Scene, seven: list[dict[str, Any]]) -> None:
     client = client_for(scene.analyst)
     target = seven[0]["id"]

@@ -59,6 +59,7 @@ from crossborder.selectors.models import IdentOccurrence
 from crossborder.selectors.scopes import ScopeLabel
 
 MEDIA_TYPE: Final = "application/stix+json;version=2.1"
+READ_IDS_AUDITED: Final = 100
 ALREADY_PRESENT: Final = "already present"
 DEFAULT_PAGE: Final = 100
 MAX_PAGE: Final = 1000
@@ -944,6 +945,28 @@ def query(
         next=token,
         first_added=rows[0].date_added if rows else None,
         last_added=rows[-1].date_added if rows else None,
+    )
+
+
+def audit_read(
+    session: Session, actor: Principal, collection: IntelCollection, page: Page, *, via: str
+) -> None:
+    """Who was shown which objects (caller's transaction): the ids of the page (the first
+    100) and its ``date_added`` range, so the rest can be told from the collection."""
+    ids = [entry.id for entry in page.manifest]
+    record(
+        session,
+        actor=actor,
+        action="intel.read",
+        object_type="intel_collection",
+        object_id=collection.public_id,
+        details={
+            "via": via,
+            "objects": len(ids),
+            "ids": ids[:READ_IDS_AUDITED],
+            "first_added": page.first_added.isoformat() if page.first_added else None,
+            "last_added": page.last_added.isoformat() if page.last_added else None,
+        },
     )
 
 

@@ -620,6 +620,7 @@ def get_manifest(
     with unit_of_work(session):
         found = _readable(session, actor, collection_id)
         page = _query(session, actor, found.collection, filters)
+        service.audit_read(session, actor, found.collection, page, via="taxii manifest")
     records = [
         {
             "id": entry.id,
@@ -641,6 +642,7 @@ def get_objects(
     with unit_of_work(session):
         found = _readable(session, actor, collection_id)
         page = _query(session, actor, found.collection, filters)
+        service.audit_read(session, actor, found.collection, page, via="taxii")
     return taxii_json(_paged(page, "objects", page.objects), headers=_date_headers(page))
 
 
@@ -717,6 +719,7 @@ def get_object(
             probe = Filters(versions=("all",), limit=1)
             if not _query(session, actor, found.collection, probe, ids=(object_id,)).objects:
                 raise TaxiiError(404, "no such object in this collection")
+        service.audit_read(session, actor, found.collection, page, via="taxii")
     return taxii_json(_paged(page, "objects", page.objects), headers=_date_headers(page))
 
 
@@ -766,6 +769,7 @@ def get_object_versions(
             )
         except InvalidInput as exc:
             raise _bad(exc.detail) from None
+        service.audit_read(session, actor, found.collection, page, via="taxii versions")
     versions = [stix.format_timestamp(entry.version) for entry in page.manifest]
     return taxii_json(_paged(page, "versions", versions), headers=_date_headers(page))
 

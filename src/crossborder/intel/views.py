@@ -568,6 +568,8 @@ def _collection_page(
                 limit=PAGE_SIZE,
             )
             next_token = None
+        with unit_of_work(session):
+            service.audit_read(session, actor, item, page, via="web")
         rows = _rows_of(session, item, page.manifest)
         objects = [
             _marked(item, obj, entry, rows.get((entry.id, entry.version)))
@@ -821,6 +823,8 @@ def object_page(
     )
     if not page.objects:
         raise gone
+    with unit_of_work(session):
+        service.audit_read(session, actor, item, page, via="web")
     obj = page.objects[0]
     row = _rows_of(session, item, page.manifest).get((entry.id, entry.version))
     shown = _marked(item, obj, page.manifest[0], row)
