@@ -38,7 +38,7 @@ def build_event(*tags: str, info: str = "Phishing wave: lures and infrastructure
     lib = _pymisp()
     event = lib.MISPEvent()
     event.info = info
-    event.distribution = 1
+    event.distribution = 3  # all communities: the TLP tags alone say how far it may go
     event.threat_level_id = 2
     event.analysis = 1
     for tag in tags:
@@ -134,6 +134,27 @@ def test_an_event_without_tlp_is_marked_amber_explicitly() -> None:
     assert {tuple(o.get("object_marking_refs", [])) for o in objects} == {(TLP2_IDS[Tlp.AMBER],)}
 
 
+@pytest.mark.parametrize(
+    ("tags", "distribution", "level"),
+    [
+        (("tlp:clear",), 0, Tlp.AMBER_STRICT),  # your organisation only
+        (("tlp:clear",), 1, Tlp.GREEN),  # this community only
+        (("tlp:clear",), 2, Tlp.GREEN),  # connected communities
+        (("tlp:clear",), 3, Tlp.CLEAR),  # all communities: the tag says it
+        (("tlp:red",), 3, Tlp.RED),  # a distribution never widens the tag
+        ((), 4, Tlp.AMBER),  # a sharing group
+        ((), 1, Tlp.AMBER),  # no tag: AMBER, which a community does not widen
+    ],
+)
+def test_the_event_distribution_is_honoured(
+    tags: tuple[str, ...], distribution: int, level: Tlp
+) -> None:
+    event = build_event(*tags)
+    event.distribution = distribution
+    objects = misp.misp_event_to_stix(misp.load_misp_event(event.to_json()))
+    assert {markings.tlp_of(o.get("object_marking_refs", [])) for o in objects} == {level}
+
+
 def test_a_red_attribute_in_a_clear_event_keeps_its_observables_red() -> None:
     lib = _pymisp()
     event = lib.MISPEvent()
@@ -215,6 +236,7 @@ def test_round_trip_keeps_attributes_object_and_tags(
     assert object_set(event) == object_set(original_dict)
     assert {o["name"] for o in event["Object"]} == {"file"}
     assert tag_names(event) == {"tlp:amber", 'crossborder:case="op-lure"'}
+    assert event["distribution"] == "0"  # AMBER: the partner's MISP keeps it in-house
     # and MISP can read what we wrote
     again = misp.load_misp_event(json.dumps({"Event": event}))
     assert attribute_set(again) == attribute_set(original_dict)

@@ -11,7 +11,9 @@ is checked by loading it with ``pymisp`` and converted by ``misp-stix``
   (:data:`markings.TLP2_IDS`): the strictest of the event's tag and its own, then the strictest
   along references (the SCOs an observed data or an SCO points to take its level; a
   relationship, sighting, note or opinion takes the level of what it links). An event without
-  any TLP tag is AMBER (:data:`markings.DEFAULT_TLP`), written out. The TLP marking
+  any TLP tag is AMBER (:data:`markings.DEFAULT_TLP`), written out. The event's
+  ``distribution`` can only make that stricter (:data:`DISTRIBUTION_TLP`: "your
+  organisation only" is AMBER+STRICT, a sharing group AMBER). The TLP marking
   definitions ``misp-stix`` emits (1.0 and 2.0 ids) are dropped: the store knows them.
 * **MISP types STIX lacks** (``x-misp-attribute``, ``x-misp-object``: a phone number, say)
   declare the ``new-sdo`` extension :data:`MISP_EXTENSION`, since the store accepts a custom
@@ -27,7 +29,8 @@ one MISP event: objects that came from MISP through ``InternalSTIX2toMISPParser`
 attributes, objects, event tags and uuids come back as they were), the others through
 ``ExternalSTIX2toMISPParser``, and the node's own observables (phone number, bank account,
 crypto wallet) as MISP attributes or a ``coin-address`` object. TLP markings become
-``tlp:…`` tags.
+``tlp:…`` tags, and the event's ``distribution`` is the widest its strictest TLP allows
+(:data:`TLP_DISTRIBUTION`).
 """
 
 from __future__ import annotations
@@ -213,7 +216,9 @@ def _tlp_refs(obj: Mapping[str, Any], custom: Mapping[str, markings.Tlp]) -> lis
 
 
 def apply_tlp(
-    objects: Sequence[Mapping[str, Any]], event_level: markings.Tlp | None
+    objects: Sequence[Mapping[str, Any]],
+    event_level: markings.Tlp | None,
+    floor: markings.Tlp | None = None,
 ) -> list[dict[str, Any]]:
     """Give every object one TLP 2.0 marking (see the module docstring); drop TLP definitions."""
     custom = {
@@ -229,7 +234,10 @@ def apply_tlp(
         if obj.get("type") in _SUPPORT_TYPES:
             continue
         own = strictest(*_tlp_refs(obj, custom))
-        level[str(obj["id"])] = strictest(event_level, own) or markings.DEFAULT_TLP
+        level[str(obj["id"])] = (
+            strictest(strictest(event_level, own) or markings.DEFAULT_TLP, floor)
+            or markings.DEFAULT_TLP
+        )
     changed = True
     while changed:  # monotonic: every pass only raises levels, so this ends
         changed = False
@@ -321,7 +329,35 @@ def misp_event_to_stix(event: Mapping[str, Any]) -> list[dict[str, Any]]:
     bundle = orjson.loads(parser.bundle.serialize())
     objects = [o for o in bundle.get("objects", []) if isinstance(o, dict)]
     event_level = _tags_tlp(body.get("Tag"))
-    return [_declare_custom(o) for o in apply_tlp(objects, event_level)]
+    floor = distribution_tlp(body.get("distribution"))  # only ever stricter
+    return [_declare_custom(o) for o in apply_tlp(objects, event_level, floor)]
+
+
+#: What a MISP event's ``distribution`` allows, as the TLP level that allows no more:
+#: 0 "your organisation only" is AMBER+STRICT; 1 "this community only" and 2 "connected
+#: communities" are a community (GREEN); 4 a sharing group, named organisations, is AMBER;
+#: 3 (all communities) and 5 (inherit) add nothing to the event's TLP tag.
+DISTRIBUTION_TLP: Final[dict[int, markings.Tlp]] = {
+    0: markings.Tlp.AMBER_STRICT,
+    1: markings.Tlp.GREEN,
+    2: markings.Tlp.GREEN,
+    4: markings.Tlp.AMBER,
+}
+#: And back, for an exported event: the widest distribution its strictest TLP allows (the
+#: receiving MISP must not sync AMBER or RED on to other organisations).
+TLP_DISTRIBUTION: Final[dict[markings.Tlp, int]] = {
+    markings.Tlp.CLEAR: 3,
+    markings.Tlp.GREEN: 1,
+    markings.Tlp.AMBER: 0,
+    markings.Tlp.AMBER_STRICT: 0,
+    markings.Tlp.RED: 0,
+}
+
+
+def distribution_tlp(value: object) -> markings.Tlp | None:
+    """The TLP level a MISP ``distribution`` (0-5, as a number or text) implies, if any."""
+    text = str(value).strip() if isinstance(value, int | str) else ""
+    return DISTRIBUTION_TLP.get(int(text)) if text.isdigit() else None
 
 
 def load_misp_event(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
@@ -775,6 +811,11 @@ def export_misp(
             event.attributes.append(item)
     _strip_converter_tags(event)
     _tlp_tags_coherent(event)
+    levels = [tlp_of_tag(t.name) for t in event.tags] + [
+        tlp_of_tag(t.name) for a in _each_attribute(event) for t in a.tags
+    ]
+    widest_allowed = strictest(*levels) or markings.DEFAULT_TLP
+    event.distribution = TLP_DISTRIBUTION[widest_allowed]
     if info:
         event.info = info.strip()[:65535]
     elif not getattr(event, "info", None) or str(event.info).startswith("STIX 2.1 Bundle"):
