@@ -73,7 +73,8 @@ def test_an_analyst_uploads_a_bundle_sees_the_tlp_badges_and_opens_an_object(
     expect(report.locator("[data-testid=import-errors]")).to_contain_text("indicator--not-a-uuid")
 
     badges = page.locator("[data-testid=object-list] [data-testid=tlp]")
-    expect(badges).to_have_text(["TLP:GREEN", "TLP:AMBER", "TLP:AMBER+STRICT", "TLP:RED"])
+    # newest first: the bundle's objects were added in order, so they come back reversed
+    expect(badges).to_have_text(["TLP:RED", "TLP:AMBER+STRICT", "TLP:AMBER", "TLP:GREEN"])
     red = page.locator("[data-testid=object-row][data-tlp=red] [data-testid=tlp]")
     # FIRST's colours come from the stylesheet (the CSP allows no inline style).
     expect(red).to_have_css("color", "rgb(255, 43, 43)")

@@ -283,3 +283,25 @@ def test_deleting_the_newest_version_reindexes_the_one_left(db: Session, scene: 
         service.delete_object(db, scene.analyst, scene.feed, old["id"], match_version="first") == 1
     )
     assert indexed() == set()
+
+
+def test_pages_newest_first_follow_their_own_cursor(db: Session, scene: Scene) -> None:
+    objects = [indicator(f"198.51.100.{i}") for i in range(1, 8)]
+    for obj in objects:
+        service.add_objects(db, scene.analyst, scene.feed, [obj])
+    seen: list[str] = []
+    token = None
+    for _ in range(10):
+        page = service.query(
+            db, scene.officer, scene.feed, limit=3, next_token=token, newest_first=True
+        )
+        seen += [o["id"] for o in page.objects]
+        if not page.more:
+            break
+        token = page.next
+    assert seen == [o["id"] for o in reversed(objects)]
+    oldest_first = service.query(db, scene.officer, scene.feed, limit=3)
+    with pytest.raises(InvalidInput, match="filters changed"):
+        service.query(
+            db, scene.officer, scene.feed, next_token=oldest_first.next, newest_first=True
+        )

@@ -30,7 +30,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -777,10 +777,12 @@ class _Filters:
     versions: tuple[str, ...]
     times: tuple[datetime, ...]
     spec_versions: tuple[str, ...]
+    newest_first: bool = False
 
     def digest(self, collection: IntelCollection) -> str:
         data = {
             "c": collection.public_id,
+            "o": "desc" if self.newest_first else "asc",
             "a": self.added_after.isoformat() if self.added_after else None,
             "i": sorted(self.ids),
             "t": sorted(self.types),
@@ -891,19 +893,28 @@ def _page_rows(
     digest = filters.digest(collection)
     cursor = _decode_next(next_token, digest) if next_token else None
     audience = audience_of(session, actor)
-    base = _base(collection, filters).order_by(IntelObject.date_added, IntelObject.id)
+    if filters.newest_first:
+        order = (IntelObject.date_added.desc(), IntelObject.id.desc())
+    else:
+        order = (IntelObject.date_added.asc(), IntelObject.id.asc())
+    base = _base(collection, filters).order_by(*order)
     chunk = max(limit + 1, 100)
     found: list[IntelObject] = []
     while len(found) <= limit:
         stmt = base.limit(chunk)
         if cursor is not None:
             when, row_id = cursor
-            stmt = stmt.where(
-                or_(
+            if filters.newest_first:
+                after = or_(
+                    IntelObject.date_added < when,
+                    and_(IntelObject.date_added == when, IntelObject.id < row_id),
+                )
+            else:
+                after = or_(
                     IntelObject.date_added > when,
                     and_(IntelObject.date_added == when, IntelObject.id > row_id),
                 )
-            )
+            stmt = stmt.where(after)
         batch = list(session.scalars(stmt))
         for row in batch:
             cursor = (row.date_added, row.id)
@@ -930,13 +941,17 @@ def query(
     match_spec_version: Iterable[str] = (),
     limit: int = DEFAULT_PAGE,
     next_token: str | None = None,
+    newest_first: bool = False,
 ) -> Page:
-    """One page of objects in ``date_added`` order, as TAXII 2.1 filters them.
+    """One page of objects in ``date_added`` order (TAXII 2.1's; the web pages ask for the
+    newest first), as TAXII 2.1 filters them.
 
     Objects the actor may not read under their markings are left out without a word.
-    ``next`` continues with the same filters; other filters with it are refused.
+    ``next`` continues with the same filters and order; others with it are refused.
     """
     filters = _filters(added_after, match_id, match_type, match_version, match_spec_version)
+    if newest_first:
+        filters = replace(filters, newest_first=True)
     rows, more, token = _page_rows(session, actor, collection, filters, limit, next_token)
     return Page(
         objects=[orjson.loads(row.body) for row in rows],

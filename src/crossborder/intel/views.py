@@ -557,6 +557,7 @@ def _collection_page(
                 match_type=[type_filter] if type_filter else (),
                 limit=PAGE_SIZE,
                 next_token=next_token,
+                newest_first=True,
             )
         except InvalidInput:
             errors.append(gettext(request, "This page link is no longer valid: start again."))
@@ -566,6 +567,7 @@ def _collection_page(
                 item,
                 match_type=[type_filter] if type_filter else (),
                 limit=PAGE_SIZE,
+                newest_first=True,
             )
             next_token = None
         with unit_of_work(session):
