@@ -1185,16 +1185,23 @@ def _federation_clerk(incoming: Incoming) -> Principal:
     )
 
 
-def _refuse(session: Session, incoming: Incoming, refusal: rules.Refusal) -> MatchInbound:
-    row = _inbound(
-        incoming, outcome="refused", reason_code=refusal.code.value, reason=refusal.reason
-    )
+def _audit_inbound(
+    session: Session,
+    incoming: Incoming,
+    row: MatchInbound,
+    action: str,
+    extra: dict[str, Any],
+    *,
+    outcome: str = "ok",
+    reason: str | None = None,
+) -> None:
+    """Keep a partner's query (answered or refused) and audit it: who asked, why, how much."""
     session.add(row)
     session.flush()
     record(
         session,
         actor=_federation_clerk(incoming),
-        action="matching.query_refused",
+        action=action,
         object_type="match_inbound",
         object_id=incoming.query_ref,
         details={
@@ -1203,8 +1210,23 @@ def _refuse(session: Session, incoming: Incoming, refusal: rules.Refusal) -> Mat
             "case_reference": incoming.case_reference[:200],
             "purpose": incoming.purpose[:300],
             "elements": max(incoming.elements, 0),
-            "code": refusal.code.value,
+            **extra,
         },
+        outcome=outcome,
+        reason=reason,
+    )
+
+
+def _refuse(session: Session, incoming: Incoming, refusal: rules.Refusal) -> MatchInbound:
+    row = _inbound(
+        incoming, outcome="refused", reason_code=refusal.code.value, reason=refusal.reason
+    )
+    _audit_inbound(
+        session,
+        incoming,
+        row,
+        "matching.query_refused",
+        {"code": refusal.code.value},
         outcome="refused",
         reason=refusal.reason,
     )
@@ -1324,24 +1346,12 @@ def answer(
         segments=len(segments),
         bytes_sent=sent,
     )
-    session.add(row)
-    session.flush()
-    record(
+    _audit_inbound(
         session,
-        actor=_federation_clerk(incoming),
-        action="matching.query_answered",
-        object_type="match_inbound",
-        object_id=incoming.query_ref,
-        details={
-            "from_authority_id": incoming.sender.id,
-            "to_authority_id": incoming.receiver.id,
-            "case_reference": incoming.case_reference[:200],
-            "purpose": incoming.purpose[:300],
-            "elements": incoming.elements,
-            "legal_basis": row.legal_basis,
-            "segments": len(segments),
-            "bytes": sent,
-        },
+        incoming,
+        row,
+        "matching.query_answered",
+        {"legal_basis": row.legal_basis, "segments": len(segments), "bytes": sent},
     )
     return row
 
