@@ -195,3 +195,37 @@ def test_an_unchanged_set_is_not_read_again_and_a_removal_is_seen(
     assert service.refresh(db, tmp_path, home.id).removed == 1
     forced = service.refresh(db, tmp_path, home.id, force=True)
     assert (forced.elements, forced.added, forced.removed) == (2, 0, 0)
+
+
+def test_a_new_responder_key_rebuilds_every_segment(
+    db: Session, tmp_path: Path, home: Authority, jack: Principal
+) -> None:
+    from sqlalchemy import delete
+
+    from crossborder.matching.models import MatchKey
+
+    _set(db, jack, [_phone(n) for n in range(5)])
+    service.refresh(db, tmp_path, home.id, capacity=2)
+    db.execute(delete(MatchKey))  # the operator lost matching.key and started afresh
+    db.commit()
+    again = service.refresh(db, tmp_path, home.id, capacity=2)
+    assert again.segments_built == 3
+    key = service._responder_key(db, tmp_path, home.id)
+    client = protocol.new_key()
+    asked = [correlate.digest("phone", _phone(4))]
+    request = protocol.parse_request(protocol.make_request(client, asked), max_elements=1)
+    setups = [s.setup for s in db.scalars(select(MatchSegment)) if s.setup]
+    assert protocol.intersect(client, setups, protocol.answer_request(key, request), 1) == {0}
+
+
+def test_a_key_the_node_cannot_open_does_not_stop_the_worker(
+    db: Session, tmp_path: Path, home: Authority, jack: Principal
+) -> None:
+    from datetime import timedelta
+
+    _set(db, jack, [_phone(1)])
+    service.refresh(db, tmp_path, home.id)
+    (tmp_path / "matching.key").write_text("0" * 64 + "\n")  # another master key
+    _set(db, jack, [_phone(2)], name="later")
+    done = service.refresh_due(db, tmp_path, every=timedelta(0))
+    assert home.id not in {r.authority_id for r in done}  # skipped, and said in the log

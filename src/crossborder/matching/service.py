@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from crossborder.audit.service import record
 from crossborder.auth.permissions import SYSTEM, Permission, Principal, require
+from crossborder.core import sealing
 from crossborder.core.clock import utc_now
 from crossborder.core.errors import InvalidInput, NotFound
 from crossborder.db.session import atomic, unit_of_work
@@ -387,6 +388,10 @@ def _responder_key(session: Session, data_dir: Path, authority_id: int) -> bytes
                 sealed_key=keys.seal(data_dir, keys.RESPONDER_INFO, key),
             )
         )
+        # Segments built under an earlier key (its row deleted) answer nothing any more.
+        session.execute(
+            update(MatchSegment).where(MatchSegment.authority_id == authority_id).values(stale=True)
+        )
         session.flush()
         return key
     return keys.unseal(data_dir, keys.RESPONDER_INFO, row.sealed_key)
@@ -638,7 +643,17 @@ def refresh_due(
     rows = session.execute(select(MatchKey.authority_id, MatchKey.refreshed_at)).all()
     last: dict[int, datetime | None] = {row[0]: row[1] for row in rows}
     due = [a for a in local_authority_ids(session) if (last.get(a) or cutoff) <= cutoff]
-    return [refresh(session, data_dir, a) for a in due]
+    done: list[RefreshResult] = []
+    for authority_id in due:
+        try:
+            done.append(refresh(session, data_dir, authority_id))
+        except sealing.Unsealable:  # the others still refresh; the operator is told
+            log.warning(
+                "hit/no-hit key of authority %s cannot be opened with this node's %s",
+                authority_id,
+                keys.KEY_FILE,
+            )
+    return done
 
 
 @dataclass(frozen=True)
@@ -1298,9 +1313,19 @@ def answer(
     )
     if why_not is not None:
         return _refuse(session, incoming, why_not)
-    if not _segments(session, incoming.receiver.id):
-        refresh(session, data_dir, incoming.receiver.id)
-    key = _responder_key(session, data_dir, incoming.receiver.id)
+    try:
+        if not _segments(session, incoming.receiver.id):
+            refresh(session, data_dir, incoming.receiver.id)
+        key = _responder_key(session, data_dir, incoming.receiver.id)
+    except sealing.Unsealable:
+        log.warning("hit/no-hit key of authority %s cannot be opened", incoming.receiver.id)
+        return _refuse(
+            session,
+            incoming,
+            rules.Refusal(
+                rules.RefusalCode.NOT_ANSWERING, "this authority cannot answer at the moment"
+            ),
+        )
     try:
         response = protocol.answer_request(key, request)
     except protocol.ProtocolError as exc:
@@ -1469,7 +1494,7 @@ def _complete(
             raise protocol.ProtocolError("this query's key is gone")
         key = keys.unseal(data_dir, keys.QUERY_INFO, target.sealed_key)
         found = protocol.intersect(key, setups, response, target.elements)
-    except protocol.ProtocolError as exc:
+    except (protocol.ProtocolError, sealing.Unsealable) as exc:
         target.status = "failed"
         target.reason_code = rules.RefusalCode.PROTOCOL.value
         target.reason = str(exc)[:500]
