@@ -8,7 +8,7 @@ directories. This process plays both nodes' workers (``deliver_due``), like
 
 1. AU's identifier set is filled in bulk (``ident_values`` + ``ident_occurrences`` rows of one
    identifier set; "load", not part of the protocol) and its encrypted set is built with
-   ``service.refresh`` ("precompute": elements, segments of ``SEGMENT_CAPACITY``, GCS setups);
+   ``responder.refresh`` ("precompute": elements, segments of ``SEGMENT_CAPACITY``, GCS setups);
 2. VN asks with ``service.send_query`` (normalisation, one PSI request, the ``match.query``
    envelope queued); a known share of VN's identifiers (10 %) is planted in AU's set;
 3. VN's outbox is delivered over HTTP: AU opens the envelope and answers inside its handler
@@ -30,7 +30,7 @@ Run (from the repository root):
 
 What the figures mean:
 
-- *precompute*: ``service.refresh`` end to end (reading the records, storing the elements,
+- *precompute*: ``responder.refresh`` end to end (reading the records, storing the elements,
   building and storing every segment), and the EC/GCS part alone (the segments'
   ``build_seconds``); raw: one ``CreateSetupMessage`` over the whole set.
 - *online*: from ``send_query`` to the hits committed on VN: client encryption, the query's
@@ -82,7 +82,7 @@ from crossborder.federation import service as federation
 from crossborder.federation.client import HttpTransport
 from crossborder.federation.models import InboxMessage, OutboxMessage
 from crossborder.federation.service import TransportResponse
-from crossborder.matching import protocol, service
+from crossborder.matching import protocol, responder, service
 from crossborder.matching.models import (
     MatchHit,
     MatchInbound,
@@ -346,7 +346,7 @@ def _fill(node: Node, set_id: str, numbers: Sequence[str]) -> float:
 
 @dataclass
 class Refresh:
-    seconds: float  # service.refresh, end to end (committed)
+    seconds: float  # responder.refresh, end to end (committed)
     ec_seconds: float  # the rebuilt segments' build_seconds (CreateSetupMessage + serialise)
     built: int
     segments: int
@@ -363,7 +363,7 @@ def _refresh(node: Node) -> Refresh:
         before = {row.id: row.built_at for row in s.execute(segments)}
     with node.factory() as s:
         started = time.perf_counter()
-        result = service.refresh(s, node.data_dir, authority)  # @atomic: committed on return
+        result = responder.refresh(s, node.data_dir, authority)  # @atomic: committed on return
         seconds = time.perf_counter() - started
     with node.factory() as s:
         ec = sum(
@@ -371,7 +371,7 @@ def _refresh(node: Node) -> Refresh:
             for row in s.execute(segments)
             if row.id not in before or before[row.id] != row.built_at
         )
-        status = service.set_status(s, authority)
+        status = responder.set_status(s, authority)
     return Refresh(
         seconds, ec, result.segments_built, result.segments, result.elements, status.bytes
     )
@@ -562,7 +562,7 @@ def run(scenario: Scenario, seed: int, out: Callable[[str], None]) -> Figures:
             _directory(au, local="AU-AFP", remote="VN-A05", partner=vn)
             with _servers([vn, au]):
                 with au.factory() as s:
-                    service.set_policy(
+                    responder.set_policy(
                         s,
                         au.principal(Role.ADMINISTRATOR, "mark"),
                         au.ids["local"],
@@ -663,7 +663,7 @@ def report(f: Figures) -> list[str]:
         f"responder {sc.held:,} ==",
         _row("", "crossborder", "raw PSI", "ratio"),
         _row(
-            "precompute: service.refresh / CreateSetupMessage",
+            "precompute: responder.refresh / CreateSetupMessage",
             _s(pre.seconds),
             _s(r["setup_s"]),
             _ratio(pre.seconds, r["setup_s"]),

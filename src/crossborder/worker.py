@@ -20,6 +20,7 @@ from crossborder.db.session import make_engine, make_session_factory, unit_of_wo
 from crossborder.evidence import storage
 from crossborder.federation import service as federation_service
 from crossborder.intel import feeds as intel_feeds
+from crossborder.matching import responder
 from crossborder.matching import service as matching
 from crossborder.requests import identifiers as request_identifiers
 from crossborder.requests import service as requests_service
@@ -39,7 +40,7 @@ def sweep_once(settings: Settings, session_factory: Callable[[], object]) -> dic
         scanned = request_identifiers.scan_attachments(session, settings.data_dir)
         with unit_of_work(session):
             analyzed = maintenance.analyze_stale(session)
-        refreshed = matching.refresh_due(session, settings.data_dir)
+        refreshed = responder.refresh_due(session, settings.data_dir)
         with unit_of_work(session):
             expired = matching.expire_unanswered(session)
     finally:

@@ -27,7 +27,7 @@ from crossborder.auth.permissions import SYSTEM, Principal
 from crossborder.db.session import unit_of_work
 from crossborder.directory.models import Authority, LegalInstrument, Node
 from crossborder.federation.models import OutboxMessage
-from crossborder.matching import schemas, service
+from crossborder.matching import responder, schemas, service
 from crossborder.matching.models import MatchInbound
 from crossborder.selectors import sets
 from crossborder.settings import Settings
@@ -331,9 +331,9 @@ def test_an_administrator_sets_the_policy_and_partner_rules(as_user: Client, sce
         "authority_id": scene.vn.id,
         "answers": True,
         "excluded_kinds": [],
-        "max_query_elements": service.DEFAULT_MAX_QUERY_ELEMENTS,
-        "daily_queries": service.DEFAULT_DAILY_QUERIES,
-        "daily_elements": service.DEFAULT_DAILY_ELEMENTS,
+        "max_query_elements": responder.DEFAULT_MAX_QUERY_ELEMENTS,
+        "daily_queries": responder.DEFAULT_DAILY_QUERIES,
+        "daily_elements": responder.DEFAULT_DAILY_ELEMENTS,
         "updated_by": None,
         "updated_at": None,
     }
@@ -343,7 +343,7 @@ def test_an_administrator_sets_the_policy_and_partner_rules(as_user: Client, sce
     assert saved.status_code == 200, saved.text
     got = admin.get(f"{url}/policy").json()
     assert (got["answers"], got["excluded_kinds"], got["daily_queries"]) == (False, ["phone"], 5)
-    assert got["daily_elements"] == service.DEFAULT_DAILY_ELEMENTS
+    assert got["daily_elements"] == responder.DEFAULT_DAILY_ELEMENTS
     assert got["updated_by"]
     assert "excluded_kinds.0" in fields_of(
         problem(admin.put(f"{url}/policy", json={"excluded_kinds": ["shoe"]}), 422)
@@ -442,7 +442,7 @@ def test_records_are_kept_out_and_put_back(
     )
     assert by_ref.status_code == 201, by_ref.text
     assert by_ref.json()["scope_id"] == req.public_id
-    assert service.is_opted_out(db, "request", req.public_id)
+    assert responder.is_opted_out(db, "request", req.public_id)
     listed = {
         (i["scope_type"], i["scope_id"])
         for i in linh.get("/api/v1/matching/optouts").json()["items"]
@@ -472,7 +472,7 @@ def test_records_are_kept_out_and_put_back(
     problem(as_user(scene.thu).request("DELETE", "/api/v1/matching/optouts", json=body), 404)
     assert linh.request("DELETE", "/api/v1/matching/optouts", json=body).status_code == 204
     problem(linh.request("DELETE", "/api/v1/matching/optouts", json=body), 404)
-    assert not service.is_opted_out(db, "set", kept.public_id)
+    assert not responder.is_opted_out(db, "set", kept.public_id)
 
 
 # -- hits, through two real nodes -----------------------------------------------------------------

@@ -17,7 +17,7 @@ from crossborder.db.session import unit_of_work
 from crossborder.directory.models import Authority, InstrumentParty, LegalInstrument
 from crossborder.federation import service as federation
 from crossborder.federation.models import OutboxMessage
-from crossborder.matching import protocol, service
+from crossborder.matching import protocol, responder, service
 from crossborder.matching.models import MatchHit, MatchInbound, MatchQueryItem, MatchTarget
 from crossborder.requests.models import CooperationRequest
 from crossborder.selectors import correlate
@@ -209,7 +209,7 @@ def test_the_responder_refuses_when_its_own_directory_has_no_basis(pair: dict[st
 def test_daily_allowance_and_size_limits_refuse_with_a_reason(pair: dict[str, Any]) -> None:
     au = pair["au"]
     with au.session() as s, unit_of_work(s):
-        service.set_policy(
+        responder.set_policy(
             s, pair["au_admin"], pair["au_ids"]["local"], max_query_elements=3, daily_queries=1
         )
     _ask(pair, ["phone,+84 91 234 5678"])
@@ -220,7 +220,7 @@ def test_daily_allowance_and_size_limits_refuse_with_a_reason(pair: dict[str, An
     second = _target(pair)
     assert (second.status, second.reason_code) == ("refused", "DAILY_QUERIES")
     with au.session() as s, unit_of_work(s):
-        service.set_policy(s, pair["au_admin"], pair["au_ids"]["local"], daily_queries=10)
+        responder.set_policy(s, pair["au_admin"], pair["au_ids"]["local"], daily_queries=10)
     _ask(pair, [f"phone,+84 91 234 56{n:02d}" for n in range(4)])
     _round_trip(pair)
     third = _target(pair)
@@ -238,14 +238,14 @@ def test_daily_allowance_and_size_limits_refuse_with_a_reason(pair: dict[str, An
 def test_a_blocked_partner_and_an_authority_that_does_not_answer(pair: dict[str, Any]) -> None:
     au = pair["au"]
     with au.session() as s, unit_of_work(s):
-        service.set_partner_rule(
+        responder.set_partner_rule(
             s, pair["au_admin"], pair["au_ids"]["local"], pair["au_ids"]["remote"], blocked=True
         )
     _ask(pair, ["phone,+84 91 234 5678"])
     _round_trip(pair)
     assert _target(pair).reason_code == "BLOCKED"
     with au.session() as s, unit_of_work(s):
-        service.set_policy(s, pair["au_admin"], pair["au_ids"]["local"], answers=False)
+        responder.set_policy(s, pair["au_admin"], pair["au_ids"]["local"], answers=False)
     _ask(pair, ["phone,+84 91 234 5678"])
     _round_trip(pair)
     assert _target(pair).reason_code == "NOT_ANSWERING"
@@ -335,7 +335,7 @@ def test_an_answer_in_several_parts_is_read_once_all_are_in(
     phones = [f"+84 91 234 56{n:02d}" for n in range(7)]
     fill_set(au, pair["jack"], [f"phone,{p},,," for p in phones])
     with au.session() as s:
-        assert service.refresh(s, au.settings.data_dir, pair["au_ids"]["local"], capacity=3)
+        assert responder.refresh(s, au.settings.data_dir, pair["au_ids"]["local"], capacity=3)
     monkeypatch.setattr(service, "PART_BYTES", 1)  # the response alone, then one segment each
     _ask(pair, [f"phone,{phones[0]}", f"phone,{phones[6]}", "phone,+84 91 000 0000"])
     _round_trip(pair)
@@ -352,6 +352,6 @@ def test_an_answer_in_several_parts_is_read_once_all_are_in(
 
 def test_the_largest_allowance_fits_one_envelope(pair: dict[str, Any]) -> None:
     with pair["au"].session() as s, pytest.raises(InvalidInput, match="150,000"):
-        service.set_policy(
+        responder.set_policy(
             s, pair["au_admin"], pair["au_ids"]["local"], max_query_elements=1_000_000
         )

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from crossborder.auth.permissions import Principal
 from crossborder.core.errors import InvalidInput, NotFound, PermissionDenied
 from crossborder.directory.models import Authority
-from crossborder.matching import protocol, service
+from crossborder.matching import protocol, responder
 from crossborder.matching.models import MatchElement, MatchSegment
 from crossborder.selectors import correlate, sets
 
@@ -58,18 +58,18 @@ def test_refresh_builds_segments_then_rebuilds_only_what_changed(
     db: Session, tmp_path: Path, home: Authority, jack: Principal
 ) -> None:
     _set(db, jack, [_phone(n) for n in range(7)])
-    first = service.refresh(db, tmp_path, home.id, capacity=3)
+    first = responder.refresh(db, tmp_path, home.id, capacity=3)
     assert (first.elements, first.added, first.segments, first.segments_built) == (7, 7, 3, 3)
     assert set(_elements(db, home.id)) == {correlate.digest("phone", _phone(n)) for n in range(7)}
-    again = service.refresh(db, tmp_path, home.id, capacity=3)
+    again = responder.refresh(db, tmp_path, home.id, capacity=3)
     assert (again.added, again.removed, again.segments_built) == (0, 0, 0)
     built = {s.id: s.built_at for s in db.scalars(select(MatchSegment))}
     _set(db, jack, [_phone(7)], name="more")
-    grown = service.refresh(db, tmp_path, home.id, capacity=3)
+    grown = responder.refresh(db, tmp_path, home.id, capacity=3)
     assert (grown.added, grown.segments_built) == (1, 1)  # only the segment with room
     rebuilt = [s.id for s in db.scalars(select(MatchSegment)) if s.built_at != built.get(s.id)]
     assert len(rebuilt) == 1
-    status = service.set_status(db, home.id)
+    status = responder.set_status(db, home.id)
     assert (status.elements, status.segments, status.stale_segments) == (8, 3, 0)
     assert status.bytes > 0
 
@@ -79,20 +79,20 @@ def test_opting_a_record_out_takes_its_elements_out(
 ) -> None:
     kept = _set(db, jack, [_phone(1), _phone(2)], name="kept")
     secret = _set(db, jack, [_phone(2), _phone(3)], name="secret")
-    service.refresh(db, tmp_path, home.id)
-    service.opt_out(db, jack, "set", secret, reason="covert operation")
+    responder.refresh(db, tmp_path, home.id)
+    responder.opt_out(db, jack, "set", secret, reason="covert operation")
     db.commit()
-    result = service.refresh(db, tmp_path, home.id)
+    result = responder.refresh(db, tmp_path, home.id)
     assert result.removed == 1  # phone 2 is still offered through the other set
     assert set(_elements(db, home.id)) == {
         correlate.digest("phone", _phone(1)),
         correlate.digest("phone", _phone(2)),
     }
-    assert service.is_opted_out(db, "set", secret)
-    assert service.opt_in(db, jack, "set", secret)
+    assert responder.is_opted_out(db, "set", secret)
+    assert responder.opt_in(db, jack, "set", secret)
     db.commit()
-    assert service.refresh(db, tmp_path, home.id).added == 1
-    assert not service.is_opted_out(db, "set", kept)
+    assert responder.refresh(db, tmp_path, home.id).added == 1
+    assert not responder.is_opted_out(db, "set", kept)
 
 
 def test_kinds_an_authority_does_not_offer(
@@ -102,10 +102,10 @@ def test_kinds_an_authority_does_not_offer(
     text = "type,value\nphone,+61400001234\nemail,someone@example.org\n"
     sets.import_csv(db, jack, item, lambda: io.StringIO(text))
     db.commit()
-    service.refresh(db, tmp_path, home.id)
-    service.set_policy(db, admin, home.id, excluded_kinds=["phone"], max_query_elements=500)
+    responder.refresh(db, tmp_path, home.id)
+    responder.set_policy(db, admin, home.id, excluded_kinds=["phone"], max_query_elements=500)
     db.commit()
-    result = service.refresh(db, tmp_path, home.id)
+    result = responder.refresh(db, tmp_path, home.id)
     assert result.removed == 1
     assert result.segments_built == 1  # the filters are sized for the new largest query
     assert set(_elements(db, home.id)) == {correlate.digest("email", "someone@example.org")}
@@ -123,25 +123,25 @@ def test_policy_and_opt_out_denials(
     make_principal: Callable[..., Principal],
 ) -> None:
     with pytest.raises(PermissionDenied):
-        service.set_policy(db, jack, home.id, daily_queries=1)
+        responder.set_policy(db, jack, home.id, daily_queries=1)
     with pytest.raises(InvalidInput, match="unknown identifier kinds"):
-        service.set_policy(db, admin, home.id, excluded_kinds=["shoe-size"])
+        responder.set_policy(db, admin, home.id, excluded_kinds=["shoe-size"])
     with pytest.raises(InvalidInput):
-        service.set_policy(db, admin, home.id, max_query_elements=0)
+        responder.set_policy(db, admin, home.id, max_query_elements=0)
     elsewhere = make_authority("VN", name="A05")
     with pytest.raises(NotFound):  # not an authority of this node
-        service.set_policy(db, admin, elsewhere.id, daily_queries=1)
+        responder.set_policy(db, admin, elsewhere.id, daily_queries=1)
     with pytest.raises(InvalidInput, match="another node"):
-        service.set_partner_rule(db, admin, home.id, home.id, blocked=True)
+        responder.set_partner_rule(db, admin, home.id, home.id, blocked=True)
     mine = _set(db, jack, [_phone(1)])
     other = make_principal("officer", authority_id=make_authority("AU", name="ACIC").id)
     with pytest.raises(NotFound):
-        service.opt_out(db, other, "set", mine)
+        responder.opt_out(db, other, "set", mine)
     analyst = make_principal("analyst", authority_id=home.id)
     with pytest.raises(PermissionDenied):
-        service.opt_out(db, analyst, "set", mine)
+        responder.opt_out(db, analyst, "set", mine)
     with pytest.raises(InvalidInput, match="can be kept out"):
-        service.opt_out(db, jack, "intel", "1/indicator--x")
+        responder.opt_out(db, jack, "intel", "1/indicator--x")
     assert db.scalar(select(func.count()).select_from(MatchElement)) == 0
 
 
@@ -149,10 +149,10 @@ def test_the_responder_key_is_sealed_and_stable(
     db: Session, tmp_path: Path, home: Authority, jack: Principal
 ) -> None:
     _set(db, jack, [_phone(1)])
-    service.refresh(db, tmp_path, home.id)
-    key = service._responder_key(db, tmp_path, home.id)
+    responder.refresh(db, tmp_path, home.id)
+    key = responder._responder_key(db, tmp_path, home.id)
     assert len(key) == 32
-    assert service._responder_key(db, tmp_path, home.id) == key
+    assert responder._responder_key(db, tmp_path, home.id) == key
     from crossborder.matching.models import MatchKey
 
     sealed = db.scalars(select(MatchKey)).one().sealed_key
@@ -172,11 +172,11 @@ def test_the_worker_refreshes_sets_that_are_due(
     from datetime import timedelta
 
     _set(db, jack, [_phone(1)])
-    first = {r.authority_id: r.added for r in service.refresh_due(db, tmp_path)}
+    first = {r.authority_id: r.added for r in responder.refresh_due(db, tmp_path)}
     assert first[home.id] == 1
     _set(db, jack, [_phone(2)], name="later")
-    assert service.refresh_due(db, tmp_path) == []  # refreshed less than ten minutes ago
-    due = {r.authority_id: r.added for r in service.refresh_due(db, tmp_path, every=timedelta(0))}
+    assert responder.refresh_due(db, tmp_path) == []  # refreshed less than ten minutes ago
+    due = {r.authority_id: r.added for r in responder.refresh_due(db, tmp_path, every=timedelta(0))}
     assert due[home.id] == 1
 
 
@@ -187,13 +187,13 @@ def test_an_unchanged_set_is_not_read_again_and_a_removal_is_seen(
 
     _set(db, jack, [_phone(1), _phone(2)])
     later = _set(db, jack, [_phone(3)], name="later")
-    assert service.refresh(db, tmp_path, home.id).added == 3
-    quiet = service.refresh(db, tmp_path, home.id)
+    assert responder.refresh(db, tmp_path, home.id).added == 3
+    quiet = responder.refresh(db, tmp_path, home.id)
     assert (quiet.elements, quiet.added, quiet.removed, quiet.segments_built) == (3, 0, 0, 0)
     selectors.remove_record(db, "set", later)  # the newest occurrence goes
     db.commit()
-    assert service.refresh(db, tmp_path, home.id).removed == 1
-    forced = service.refresh(db, tmp_path, home.id, force=True)
+    assert responder.refresh(db, tmp_path, home.id).removed == 1
+    forced = responder.refresh(db, tmp_path, home.id, force=True)
     assert (forced.elements, forced.added, forced.removed) == (2, 0, 0)
 
 
@@ -205,12 +205,12 @@ def test_a_new_responder_key_rebuilds_every_segment(
     from crossborder.matching.models import MatchKey
 
     _set(db, jack, [_phone(n) for n in range(5)])
-    service.refresh(db, tmp_path, home.id, capacity=2)
+    responder.refresh(db, tmp_path, home.id, capacity=2)
     db.execute(delete(MatchKey))  # the operator lost matching.key and started afresh
     db.commit()
-    again = service.refresh(db, tmp_path, home.id, capacity=2)
+    again = responder.refresh(db, tmp_path, home.id, capacity=2)
     assert again.segments_built == 3
-    key = service._responder_key(db, tmp_path, home.id)
+    key = responder._responder_key(db, tmp_path, home.id)
     client = protocol.new_key()
     asked = [correlate.digest("phone", _phone(4))]
     request = protocol.parse_request(protocol.make_request(client, asked), max_elements=1)
@@ -224,8 +224,8 @@ def test_a_key_the_node_cannot_open_does_not_stop_the_worker(
     from datetime import timedelta
 
     _set(db, jack, [_phone(1)])
-    service.refresh(db, tmp_path, home.id)
+    responder.refresh(db, tmp_path, home.id)
     (tmp_path / "matching.key").write_text("0" * 64 + "\n")  # another master key
     _set(db, jack, [_phone(2)], name="later")
-    done = service.refresh_due(db, tmp_path, every=timedelta(0))
+    done = responder.refresh_due(db, tmp_path, every=timedelta(0))
     assert home.id not in {r.authority_id for r in done}  # skipped, and said in the log

@@ -23,7 +23,7 @@ from crossborder.auth import service as auth_service
 from crossborder.auth.permissions import SYSTEM, Principal
 from crossborder.db.session import unit_of_work
 from crossborder.federation.models import OutboxMessage
-from crossborder.matching import service
+from crossborder.matching import responder, service
 from crossborder.matching.models import MatchQuery
 from crossborder.requests.models import CooperationRequest
 from crossborder.selectors import sets
@@ -276,8 +276,8 @@ def test_forms_without_the_csrf_token_are_refused(
     assert admin.post(f"/matching/admin/{scene.vn.id}/policy", data=policy).status_code == 403
     assert admin.post(f"/matching/admin/{scene.vn.id}/refresh").status_code == 403
     assert db.scalars(select(OutboxMessage)).all() == []
-    assert not service.is_opted_out(db, "set", kept.public_id)
-    assert service.policy_of(db, scene.vn.id).answers is True
+    assert not responder.is_opted_out(db, "set", kept.public_id)
+    assert responder.policy_of(db, scene.vn.id).answers is True
 
 
 def test_a_record_is_kept_out_from_its_page_and_put_back(
@@ -299,7 +299,7 @@ def test_a_record_is_kept_out_from_its_page_and_put_back(
         {"scope_type": "request", "scope_id": req.public_id, "reason": "source", "next": back},
     )
     assert (done.status_code, done.headers["location"]) == (303, back)
-    assert service.is_opted_out(db, "request", req.public_id)
+    assert responder.is_opted_out(db, "request", req.public_id)
     page = linh.get(back)
     assert 'data-testid="kept-out"' in page.text
     assert 'data-testid="optin-form"' in page.text
@@ -321,7 +321,7 @@ def test_a_record_is_kept_out_from_its_page_and_put_back(
         {"scope_type": "set", "scope_id": kept.public_id, "next": "https://evil.example/"},
     )
     assert (evil.status_code, evil.headers["location"]) == (303, "/matching")
-    assert not service.is_opted_out(db, "set", kept.public_id)
+    assert not responder.is_opted_out(db, "set", kept.public_id)
     assert 'data-testid="optout-form"' in linh.get(set_back).text
 
     thu = login(scene.thu)
@@ -350,7 +350,7 @@ def test_a_record_is_kept_out_from_its_page_and_put_back(
         },
     )
     assert put_back.headers["location"] == f"/matching/admin?done=optin#authority-{scene.vn.id}"
-    assert not service.is_opted_out(db, "request", req.public_id)
+    assert not responder.is_opted_out(db, "request", req.public_id)
     assert "The record is offered again" in text_of(admin.get("/matching/admin?done=optin").text)
 
 
@@ -378,7 +378,7 @@ def test_the_administrators_page(
     }
     saved = post(admin, settings, f"{url}/policy", policy)
     assert saved.headers["location"] == f"/matching/admin?done=policy#authority-{scene.vn.id}"
-    current = service.policy_of(db, scene.vn.id)
+    current = responder.policy_of(db, scene.vn.id)
     assert (current.answers, current.excluded_kinds, current.daily_queries) == (
         False,
         ["email", "phone"],
@@ -401,7 +401,7 @@ def test_the_administrators_page(
     )
     assert rule.status_code == 303
     assert f'data-partner="{scene.au.id}" data-blocked="yes"' in admin.get("/matching/admin").text
-    grant = service.allowance(db, scene.vn.id, scene.au.id)
+    grant = responder.allowance(db, scene.vn.id, scene.au.id)
     assert (grant.blocked, grant.daily_queries, grant.daily_elements) == (True, 3, 70000)
     local = post(admin, settings, f"{url}/partners", {"partner_id": str(scene.spp.id)})
     assert local.status_code == 422

@@ -18,7 +18,7 @@ from crossborder.core.errors import InvalidInput, NotFound
 from crossborder.db.session import unit_of_work
 from crossborder.directory.models import Authority
 from crossborder.directory.taxonomy import Offence
-from crossborder.matching import schemas, service
+from crossborder.matching import responder, schemas, service
 from crossborder.matching.api import keep_out, put_back
 from crossborder.selectors.normalize import KINDS
 
@@ -293,11 +293,11 @@ def refresh_command(
         ids = (
             [_local(session, None, authority).id]
             if authority is not None
-            else service.local_authority_ids(session)
+            else responder.local_authority_ids(session)
         )
         lines = []
         for authority_id in ids:
-            result = service.refresh(session, settings.data_dir, authority_id)
+            result = responder.refresh(session, settings.data_dir, authority_id)
             name = _name(_authority(session, str(authority_id)))
             lines.append(
                 f"{name}: {result.elements} elements, {result.added} added, "
@@ -348,7 +348,7 @@ def policy_command(
         local = _local(session, actor, authority)
         changes = (answers, exclude_kind, max_query, daily_queries, daily_elements)
         if offer_all_kinds or any(c is not None for c in changes):
-            policy = service.set_policy(
+            policy = responder.set_policy(
                 session,
                 actor,
                 local.id,
@@ -359,7 +359,7 @@ def policy_command(
                 daily_elements=daily_elements,
             )
         else:
-            policy = service.policy_of(session, local.id)
+            policy = responder.policy_of(session, local.id)
         shown = schemas.policy_out(policy)
         name = _name(local)
     typer.echo(
@@ -384,9 +384,9 @@ def block_command(
         actor = context.act_as(session, as_user)
         local = _local(session, actor, authority)
         other = _authority(session, partner)
-        current = {r.partner_authority_id: r for r in service.partner_rules(session, local.id)}
+        current = {r.partner_authority_id: r for r in responder.partner_rules(session, local.id)}
         rule = current.get(other.id)
-        service.set_partner_rule(
+        responder.set_partner_rule(
             session,
             actor,
             local.id,
@@ -411,9 +411,9 @@ def optout_command(
     remove: Annotated[bool, typer.Option("--remove", help="Offer it again.")] = False,
 ) -> None:
     """Keep a record's identifiers out of what partners can match (from the next refresh)."""
-    if scope_type not in service.OPT_OUT_SCOPES:
+    if scope_type not in responder.OPT_OUT_SCOPES:
         raise typer.BadParameter(
-            f"{scope_type!r}: one of {', '.join(service.OPT_OUT_SCOPES)}", param_hint="SCOPE_TYPE"
+            f"{scope_type!r}: one of {', '.join(responder.OPT_OUT_SCOPES)}", param_hint="SCOPE_TYPE"
         )
     settings = context.settings()
     context.require_migrated(settings)

@@ -287,6 +287,7 @@ def _walk(vn: DemoNode, au: DemoNode, echo: Echo) -> str:
 
 def _hit_no_hit(vn: DemoNode, au: DemoNode, echo: Echo) -> int:
     """Viet Nam asks Australia which of three identifiers it holds; Australia holds one."""
+    from crossborder.matching import responder
     from crossborder.matching import service as matching
     from crossborder.selectors import sets
 
@@ -297,7 +298,7 @@ def _hit_no_hit(vn: DemoNode, au: DemoNode, echo: Echo) -> int:
         rows = "type,value\nphone,+84 91 234 5678\ncrypto,TQrY8tryqsYVCYS3MFbtffiPp2ccyn4STm\n"
         sets.import_csv(session, jack, seized, lambda: io.StringIO(rows))
     with au.factory() as session:
-        built = matching.refresh(session, au.settings.data_dir, au.authority_id("AU-AFP"))
+        built = responder.refresh(session, au.settings.data_dir, au.authority_id("AU-AFP"))
     echo(f"  {au.title:<14} encrypted set ready: {built.elements} elements")
     asked = [("phone", "0912 345 678"), ("phone", "+84 90 000 0001"), ("domain", "example.org")]
     with vn.factory() as session:

@@ -23,7 +23,7 @@ from crossborder.db.session import unit_of_work
 from crossborder.deps import get_session, get_settings
 from crossborder.directory.models import Authority
 from crossborder.directory.taxonomy import Offence
-from crossborder.matching import schemas, service
+from crossborder.matching import responder, schemas, service
 from crossborder.matching.models import MatchOptOut
 from crossborder.settings import Settings
 
@@ -80,7 +80,7 @@ def keep_out(
     """Keep a request (public id or reference) or an identifier set out of matching."""
     may_opt_out(actor)
     scope_id = request_scope_id(session, scope_type, scope_id)
-    return service.opt_out(session, actor, scope_type, scope_id, reason=reason)
+    return responder.opt_out(session, actor, scope_type, scope_id, reason=reason)
 
 
 def put_back(session: Session, actor: Principal, scope_type: str, scope_id: str) -> None:
@@ -97,7 +97,7 @@ def put_back(session: Session, actor: Principal, scope_type: str, scope_id: str)
     )
     if not mine:
         raise NotFound(f"this {scope_type} is not kept out of hit/no-hit")
-    service.opt_in(session, actor, scope_type, scope_id)
+    responder.opt_in(session, actor, scope_type, scope_id)
 
 
 def draft(session: Session, actor: Principal, hit_id: int, request_type: str) -> Any:
@@ -194,7 +194,7 @@ def partners(
 @router.get("/matching/authorities/{authority_id}/policy", response_model=schemas.PolicyOut)
 def get_policy(authority_id: int, actor: Actor, session: Db) -> schemas.PolicyOut:
     local_authority(session, actor, authority_id)
-    return schemas.policy_out(service.policy_of(session, authority_id))
+    return schemas.policy_out(responder.policy_of(session, authority_id))
 
 
 @router.put("/matching/authorities/{authority_id}/policy", response_model=schemas.PolicyOut)
@@ -203,7 +203,7 @@ def put_policy(
 ) -> schemas.PolicyOut:
     """Whether the authority answers, the kinds it never offers, its limits (omitted: kept)."""
     local_authority(session, actor, authority_id)
-    policy = service.set_policy(
+    policy = responder.set_policy(
         session,
         actor,
         authority_id,
@@ -227,7 +227,7 @@ def put_partner_rule(
 ) -> schemas.PartnerRuleOut:
     """Block a partner authority, or give it its own daily allowance (null: the policy's)."""
     local_authority(session, actor, authority_id)
-    rule = service.set_partner_rule(
+    rule = responder.set_partner_rule(
         session,
         actor,
         authority_id,
@@ -252,7 +252,7 @@ def set_status(authority_id: int, actor: Actor, session: Db) -> schemas.SetStatu
 def refresh(authority_id: int, actor: Actor, session: Db, settings: Conf) -> schemas.RefreshOut:
     """Bring the authority's encrypted set up to date now (the worker does it too)."""
     local_authority(session, actor, authority_id)
-    return schemas.refresh_out(service.refresh(session, settings.data_dir, authority_id))
+    return schemas.refresh_out(responder.refresh(session, settings.data_dir, authority_id))
 
 
 @router.get("/matching/inbound", response_model=schemas.InboundPage)
@@ -267,7 +267,7 @@ def inbound(
     if authority is not None:
         ids = [local_authority(session, actor, authority).id]
     else:
-        ids = service.local_authority_ids(session)
+        ids = responder.local_authority_ids(session)
     rows = service.inbound(session, ids, limit=limit)
     names = schemas.authorities_by_id(session, [r.partner_authority_id for r in rows])
     return schemas.InboundPage(
@@ -283,12 +283,12 @@ def list_optouts(actor: Actor, session: Db) -> schemas.OptOutPage:
     """Records kept out of hit/no-hit: your authority's (administrators: the node's)."""
     may_opt_out(actor)
     ids = (
-        service.local_authority_ids(session)
+        responder.local_authority_ids(session)
         if actor.has(Permission.MATCHING_MANAGE)
         else [actor.authority_id]
     )
     return schemas.OptOutPage(
-        items=[schemas.optout_out(r) for r in service.list_optouts(session, ids)]
+        items=[schemas.optout_out(r) for r in responder.list_optouts(session, ids)]
     )
 
 

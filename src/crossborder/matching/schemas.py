@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from crossborder.directory.models import Authority
 from crossborder.directory.taxonomy import Offence
-from crossborder.matching import rules, service
+from crossborder.matching import responder, rules, service
 from crossborder.matching.models import (
     MatchHit,
     MatchInbound,
@@ -484,8 +484,8 @@ def usage_out(
 ) -> list[UsageOut]:
     out: list[UsageOut] = []
     for partner in partners:
-        grant = service.allowance(session, authority_id, partner.id)
-        used = service.usage(session, authority_id, partner.id, now)
+        grant = responder.allowance(session, authority_id, partner.id)
+        used = responder.usage(session, authority_id, partner.id, now)
         out.append(
             UsageOut(
                 partner=partner_ref(partner),
@@ -502,7 +502,7 @@ def usage_out(
 def status_out(
     session: Session, authority_id: int, partners: Iterable[Authority], now: datetime
 ) -> SetStatusOut:
-    status = service.set_status(session, authority_id)
+    status = responder.set_status(session, authority_id)
     return SetStatusOut(
         authority_id=authority_id,
         elements=status.elements,
@@ -514,7 +514,7 @@ def status_out(
     )
 
 
-def refresh_out(result: service.RefreshResult) -> RefreshOut:
+def refresh_out(result: responder.RefreshResult) -> RefreshOut:
     return RefreshOut(
         authority_id=result.authority_id,
         elements=result.elements,

@@ -34,7 +34,7 @@ from crossborder.db.session import unit_of_work
 from crossborder.deps import get_session, get_settings
 from crossborder.directory.models import Authority
 from crossborder.directory.taxonomy import N_, OFFENCES, Offence
-from crossborder.matching import rules, schemas, service
+from crossborder.matching import responder, rules, schemas, service
 from crossborder.matching.api import draft, keep_out, local_authority, put_back
 from crossborder.matching.models import MatchInbound, MatchOptOut, MatchPartnerRule, MatchPolicy
 from crossborder.selectors import scopes
@@ -173,10 +173,10 @@ def _hour(text: str) -> datetime | None:
 def opted_out(ctx: Context, scope_type: str, scope_id: str) -> bool:
     """Template global: is this record kept out of hit/no-hit? (own short-lived session)"""
     request = ctx.get("request")
-    if request is None or scope_type not in service.OPT_OUT_SCOPES or not scope_id:
+    if request is None or scope_type not in responder.OPT_OUT_SCOPES or not scope_id:
         return False
     with request.app.state.session_factory() as session:
-        return service.is_opted_out(session, scope_type, str(scope_id))
+        return responder.is_opted_out(session, scope_type, str(scope_id))
 
 
 ENV.globals["matching_opted_out"] = opted_out
@@ -584,7 +584,7 @@ class Section:
     authority: Authority
     policy: MatchPolicy
     rows: list[RuleRow]
-    status: service.SetStatus
+    status: responder.SetStatus
     optouts: list[tuple[MatchOptOut, scopes.ScopeLabel | None]]
     inbound: list[tuple[MatchInbound, Authority | None]]
 
@@ -615,7 +615,7 @@ def _sections(session: Session, actor: Principal) -> list[Section]:
     )
     out: list[Section] = []
     for authority in local:
-        found = {r.partner_authority_id: r for r in service.partner_rules(session, authority.id)}
+        found = {r.partner_authority_id: r for r in responder.partner_rules(session, authority.id)}
         extra = schemas.authorities_by_id(
             session, [i for i in found if i not in {p.id for p in partners}]
         )
@@ -623,21 +623,21 @@ def _sections(session: Session, actor: Principal) -> list[Section]:
             RuleRow(
                 p,
                 found.get(p.id),
-                service.allowance(session, authority.id, p.id),
-                service.usage(session, authority.id, p.id, now),
+                responder.allowance(session, authority.id, p.id),
+                responder.usage(session, authority.id, p.id, now),
             )
             for p in [*partners, *extra.values()]
         ]
-        optouts = service.list_optouts(session, [authority.id])
+        optouts = responder.list_optouts(session, [authority.id])
         labels = scopes.describe(session, [(o.scope_type, o.scope_id) for o in optouts])
         inbound = service.inbound(session, [authority.id], limit=INBOUND_SHOWN)
         names = schemas.authorities_by_id(session, [r.partner_authority_id for r in inbound])
         out.append(
             Section(
                 authority=authority,
-                policy=service.policy_of(session, authority.id),
+                policy=responder.policy_of(session, authority.id),
                 rows=rows,
-                status=service.set_status(session, authority.id),
+                status=responder.set_status(session, authority.id),
                 optouts=[(o, labels.get((o.scope_type, o.scope_id))) for o in optouts],
                 inbound=[(r, names.get(r.partner_authority_id)) for r in inbound],
             )
@@ -729,7 +729,7 @@ def save_policy(
         "daily_elements": daily_elements,
     }
     try:
-        service.set_policy(
+        responder.set_policy(
             session,
             actor,
             authority.id,
@@ -768,7 +768,7 @@ def save_partner_rule(
     try:
         partner = _whole(partner_id, "partner")
         assert partner is not None
-        service.set_partner_rule(
+        responder.set_partner_rule(
             session,
             actor,
             authority.id,
@@ -790,7 +790,7 @@ def refresh_set(
     authority_id: int, request: Request, actor: Actor, session: Db, settings: Conf
 ) -> Response:
     authority = local_authority(session, actor, authority_id)
-    result = service.refresh(session, settings.data_dir, authority.id)
+    result = responder.refresh(session, settings.data_dir, authority.id)
     query = urlencode(
         {
             "done": "refreshed",
