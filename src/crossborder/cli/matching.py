@@ -15,11 +15,9 @@ from sqlalchemy.orm import Session
 from crossborder.auth.permissions import Permission, Principal, require
 from crossborder.cli import context
 from crossborder.core.errors import InvalidInput, NotFound
-from crossborder.db.session import unit_of_work
 from crossborder.directory.models import Authority
 from crossborder.directory.taxonomy import Offence
 from crossborder.matching import responder, schemas, service
-from crossborder.matching.api import keep_out, put_back
 from crossborder.selectors.normalize import KINDS
 
 matching_app = typer.Typer(
@@ -420,9 +418,8 @@ def optout_command(
     with context.session_scope(settings) as session:
         actor = context.act_as(session, as_user)
         if remove:
-            with unit_of_work(session):
-                put_back(session, actor, scope_type, scope_id)
+            responder.opt_in(session, actor, scope_type, scope_id)
             typer.echo(f"offered again: {scope_type} {scope_id}")
             return
-        keep_out(session, actor, scope_type, scope_id, reason=reason)
+        responder.opt_out(session, actor, scope_type, scope_id, reason=reason)
     typer.echo(f"kept out: {scope_type} {scope_id} (from the next refresh)")

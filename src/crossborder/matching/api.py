@@ -8,23 +8,19 @@ Asking needs ``matching:query``; everything about what the node answers needs
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crossborder.auth.deps import api_principal
 from crossborder.auth.permissions import Permission, Principal, require
 from crossborder.core.clock import utc_now
 from crossborder.core.errors import InvalidInput, NotFound
-from crossborder.db.session import unit_of_work
 from crossborder.deps import get_session, get_settings
 from crossborder.directory.models import Authority
 from crossborder.directory.taxonomy import Offence
 from crossborder.matching import responder, schemas, service
-from crossborder.matching.models import MatchOptOut
 from crossborder.settings import Settings
 
 router = APIRouter(tags=["hit/no-hit"])
@@ -57,60 +53,6 @@ def offence_codes(raw: list[str]) -> list[dict[str, object]]:
     if unknown:
         raise InvalidInput(f"unknown offence code: {', '.join(unknown)}", field="offences")
     return [{"code": c, "max_penalty_years": None} for c in dict.fromkeys(codes)]
-
-
-def request_scope_id(session: Session, scope_type: str, scope_id: str) -> str:
-    """A request is kept out under its public id; accept its reference too."""
-    if scope_type != "request":
-        return scope_id
-    from crossborder.requests import service as requests_service
-
-    found = requests_service.find(session, scope_id)
-    return found.public_id if found is not None else scope_id
-
-
-def may_opt_out(actor: Principal) -> None:
-    if not actor.has(Permission.MATCHING_QUERY):
-        require(actor, Permission.MATCHING_MANAGE)
-
-
-def keep_out(
-    session: Session, actor: Principal, scope_type: str, scope_id: str, *, reason: str = ""
-) -> MatchOptOut:
-    """Keep a request (public id or reference) or an identifier set out of matching."""
-    may_opt_out(actor)
-    scope_id = request_scope_id(session, scope_type, scope_id)
-    return responder.opt_out(session, actor, scope_type, scope_id, reason=reason)
-
-
-def put_back(session: Session, actor: Principal, scope_type: str, scope_id: str) -> None:
-    """Offer a record kept out again; 404 unless it is kept out and the actor may see it."""
-    may_opt_out(actor)
-    scope_id = request_scope_id(session, scope_type, scope_id)
-    row = session.scalar(
-        select(MatchOptOut).where(
-            MatchOptOut.scope_type == scope_type, MatchOptOut.scope_id == scope_id
-        )
-    )
-    mine = row is not None and (
-        row.authority_id == actor.authority_id or actor.has(Permission.MATCHING_MANAGE)
-    )
-    if not mine:
-        raise NotFound(f"this {scope_type} is not kept out of hit/no-hit")
-    responder.opt_in(session, actor, scope_type, scope_id)
-
-
-def draft(session: Session, actor: Principal, hit_id: int, request_type: str) -> Any:
-    """The draft request a hit leads to; a draft the requests' schema refuses is a 422."""
-    try:
-        return service.draft_from_hit(session, actor, hit_id, request_type=request_type)
-    except ValidationError as exc:
-        errors = exc.errors()
-        where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
-        message = errors[0]["msg"] if errors else "invalid"
-        raise InvalidInput(
-            f"the draft cannot be made: {where or 'request'}: {message}", field=where or "request"
-        ) from None
 
 
 # -- asking partners -----------------------------------------------------------------------------
@@ -169,7 +111,7 @@ def draft_from_hit(
 ) -> schemas.DraftOut:
     """A draft request to the partner that holds the identifier (the same draft if one exists)."""
     wanted = body or schemas.DraftIn()
-    req = draft(session, actor, hit_id, wanted.request_type)
+    req = service.draft_from_hit(session, actor, hit_id, request_type=wanted.request_type)
     return schemas.DraftOut(
         request=req.reference, id=req.public_id, url=f"/requests/{req.reference}"
     )
@@ -281,14 +223,8 @@ def inbound(
 @router.get("/matching/optouts", response_model=schemas.OptOutPage)
 def list_optouts(actor: Actor, session: Db) -> schemas.OptOutPage:
     """Records kept out of hit/no-hit: your authority's (administrators: the node's)."""
-    may_opt_out(actor)
-    ids = (
-        responder.local_authority_ids(session)
-        if actor.has(Permission.MATCHING_MANAGE)
-        else [actor.authority_id]
-    )
     return schemas.OptOutPage(
-        items=[schemas.optout_out(r) for r in responder.list_optouts(session, ids)]
+        items=[schemas.optout_out(r) for r in responder.optouts_for(session, actor)]
     )
 
 
@@ -298,13 +234,12 @@ def list_optouts(actor: Actor, session: Db) -> schemas.OptOutPage:
 def opt_out(body: schemas.OptOutIn, actor: Actor, session: Db) -> schemas.OptOutOut:
     """Keep a request (public id or reference) or an identifier set out of what partners can
     match, from the next refresh of the set."""
-    row = keep_out(session, actor, body.scope_type, body.scope_id, reason=body.reason)
+    row = responder.opt_out(session, actor, body.scope_type, body.scope_id, reason=body.reason)
     return schemas.optout_out(row)
 
 
 @router.delete("/matching/optouts", status_code=status.HTTP_204_NO_CONTENT)
 def opt_in(body: schemas.OptOutIn, actor: Actor, session: Db) -> Response:
     """Offer a record again (from the next refresh). 404 when it was not kept out."""
-    with unit_of_work(session):
-        put_back(session, actor, body.scope_type, body.scope_id)
+    responder.opt_in(session, actor, body.scope_type, body.scope_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -234,34 +234,41 @@ def usage(session: Session, authority_id: int, partner_id: int, now: datetime) -
 # -- opt-outs --------------------------------------------------------------------------------
 
 
-def _scope_owner(session: Session, scope_type: str, scope_id: str) -> int:
+def _may_keep_out(actor: Principal) -> None:
+    """Officers keep their own authority's records out; administrators any local one's."""
+    if not actor.has(Permission.MATCHING_QUERY):
+        require(actor, Permission.MATCHING_MANAGE)
+
+
+def _scope(session: Session, scope_type: str, scope_id: str) -> tuple[str, int]:
+    """The record's public id (a request may be named by its reference) and its owner."""
     if scope_type == "set":
         owner = session.scalar(select(IdentSet.authority_id).where(IdentSet.public_id == scope_id))
     elif scope_type == "request":
-        from crossborder.requests.models import CooperationRequest
+        from crossborder.requests import service as requests_service
 
-        owner = session.scalar(
-            select(CooperationRequest.sender_authority_id).where(
-                CooperationRequest.public_id == scope_id
-            )
-        )
+        found = requests_service.find(session, scope_id)
+        owner = found.sender_authority_id if found is not None else None
+        scope_id = found.public_id if found is not None else scope_id
     else:
         raise InvalidInput(
             f"only {', '.join(OPT_OUT_SCOPES)} records can be kept out", field="scope_type"
         )
     if owner is None:
         raise NotFound(f"no such {scope_type}")
-    return int(owner)
+    return scope_id, int(owner)
 
 
 @atomic
 def opt_out(
     session: Session, actor: Principal, scope_type: str, scope_id: str, *, reason: str = ""
 ) -> MatchOptOut:
-    """Keep one record's identifiers out of what partners can match (from the next refresh)."""
-    if not (actor.has(Permission.MATCHING_MANAGE) or actor.has(Permission.MATCHING_QUERY)):
-        require(actor, Permission.MATCHING_MANAGE)
-    owner = _scope_owner(session, scope_type, scope_id)
+    """Keep one record's identifiers out of what partners can match (from the next refresh).
+
+    A request is named by its public id or its reference; an identifier set by its id.
+    """
+    _may_keep_out(actor)
+    scope_id, owner = _scope(session, scope_type, scope_id)
     if owner != actor.authority_id and not actor.has(Permission.MATCHING_MANAGE):
         raise NotFound(f"no such {scope_type}")
     found = session.scalar(
@@ -293,17 +300,20 @@ def opt_out(
 
 @atomic
 def opt_in(session: Session, actor: Principal, scope_type: str, scope_id: str) -> bool:
+    """Offer a record kept out again (from the next refresh); 404 unless it is kept out and
+    the actor's authority keeps it (administrators: any)."""
+    _may_keep_out(actor)
+    if scope_type == "request":
+        scope_id, _owner = _scope(session, scope_type, scope_id)
     row = session.scalar(
         select(MatchOptOut).where(
             MatchOptOut.scope_type == scope_type, MatchOptOut.scope_id == scope_id
         )
     )
-    if row is None:
-        return False
-    if not (actor.has(Permission.MATCHING_QUERY) or actor.has(Permission.MATCHING_MANAGE)):
-        require(actor, Permission.MATCHING_MANAGE)
-    if row.authority_id != actor.authority_id and not actor.has(Permission.MATCHING_MANAGE):
-        raise NotFound(f"no such {scope_type}")
+    if row is None or (
+        row.authority_id != actor.authority_id and not actor.has(Permission.MATCHING_MANAGE)
+    ):
+        raise NotFound(f"this {scope_type} is not kept out of hit/no-hit")
     session.delete(row)
     record(
         session,
@@ -325,6 +335,14 @@ def is_opted_out(session: Session, scope_type: str, scope_id: str) -> bool:
         )
         is not None
     )
+
+
+def optouts_for(session: Session, actor: Principal) -> list[MatchOptOut]:
+    """Records kept out: the actor's authority's (administrators: every local authority's)."""
+    _may_keep_out(actor)
+    if actor.has(Permission.MATCHING_MANAGE):
+        return list_optouts(session, local_authority_ids(session))
+    return list_optouts(session, [actor.authority_id])
 
 
 def list_optouts(session: Session, authority_ids: Iterable[int] | None = None) -> list[MatchOptOut]:

@@ -1101,7 +1101,12 @@ def draft_from_hit(
     try:
         data = request_schemas.DraftCreate.model_validate(fields)
     except ValidationError as exc:
-        raise InvalidInput(f"the draft cannot be made: {exc.errors()[0]['msg']}") from None
+        errors = exc.errors()
+        where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+        message = errors[0]["msg"] if errors else "invalid"
+        raise InvalidInput(
+            f"the draft cannot be made: {where or 'request'}: {message}", field=where or "request"
+        ) from None
     req = requests_service.create_draft(session, data, actor=actor)
     hit.draft_request_id = req.id
     record(

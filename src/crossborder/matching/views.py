@@ -30,12 +30,11 @@ from crossborder.auth.deps import safe_next, web_principal
 from crossborder.auth.permissions import Permission, Principal, require
 from crossborder.core.clock import utc_now
 from crossborder.core.errors import DomainError, InvalidInput, NotFound, PermissionDenied
-from crossborder.db.session import unit_of_work
 from crossborder.deps import get_session, get_settings
 from crossborder.directory.models import Authority
 from crossborder.directory.taxonomy import N_, OFFENCES, Offence
 from crossborder.matching import responder, rules, schemas, service
-from crossborder.matching.api import draft, keep_out, local_authority, put_back
+from crossborder.matching.api import local_authority
 from crossborder.matching.models import MatchInbound, MatchOptOut, MatchPartnerRule, MatchPolicy
 from crossborder.selectors import scopes
 from crossborder.selectors.views import LABELS as IDENTIFIER_LABELS
@@ -558,7 +557,7 @@ def draft_from_hit(
 ) -> Response:
     """A draft request to the partner that holds the identifier; opens it."""
     try:
-        req = draft(session, actor, hit_id, request_type)
+        req = service.draft_from_hit(session, actor, hit_id, request_type=request_type)
     except InvalidInput as exc:
         if not query:
             raise
@@ -826,7 +825,7 @@ def opt_out(
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Keep a request or an identifier set out of what partners can match."""
-    keep_out(session, actor, scope_type, scope_id, reason=reason)
+    responder.opt_out(session, actor, scope_type, scope_id, reason=reason)
     return _back(next, "optout")
 
 
@@ -840,6 +839,5 @@ def opt_in(
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Offer a record kept out again (from the next refresh of the set)."""
-    with unit_of_work(session):
-        put_back(session, actor, scope_type, scope_id)
+    responder.opt_in(session, actor, scope_type, scope_id)
     return _back(next, "optin")
